@@ -1,0 +1,45 @@
+# whoop-sync: every target sets up what it needs first, so a fresh clone only needs `make run` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced
+
+.PHONY: install run test lint format migrate bench services clean
+
+$(BIN)/uv:
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): $(BIN)/uv pyproject.toml uv.lock
+	@VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/uv sync --frozen --inexact --active --quiet
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	@scripts/ensure-services.sh
+
+migrate: install
+	@$(BIN)/whoop-sync migrate
+
+run: install
+	@$(BIN)/python scripts/run_demo.py
+
+test: install services
+	@$(BIN)/pytest
+
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: install
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+bench: install services
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""Settings: every `WHOOPSYNC_*` variable of the product, read once through `get_settings()`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.types import DataType
+
+ENV_PREFIX = "WHOOPSYNC_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """The product's configuration (SPEC §2); secrets are `SecretStr` and never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./whoop-sync.db"
+    redis_url: str | None = None
+    whoop_api_base_url: str = "https://api.prod.whoop.com/developer"
+    whoop_oauth_base_url: str = "https://api.prod.whoop.com/oauth/oauth2"
+    whoop_client_id: str | None = None
+    whoop_client_secret: SecretStr | None = None
+    whoop_redirect_uri: str | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    token_encryption_key: SecretStr | None = None
+    threshold_recovery_seconds: int = Field(7200, gt=0)
+    threshold_sleep_seconds: int = Field(7200, gt=0)
+    threshold_cycle_seconds: int = Field(7200, gt=0)
+    threshold_workout_seconds: int = Field(3600, gt=0)
+    reconcile_interval_seconds: int = Field(900, gt=0)
+    inbox_sweep_seconds: int = Field(60, gt=0)
+    backfill_days: int = Field(30, ge=0)
+    whoop_rate_limit_per_minute: int = Field(100, gt=0)
+    whoop_rate_limit_per_day: int = Field(10000, gt=0)
+    webhook_tolerance_seconds: int = Field(300, gt=0)
+    log_format: Literal["json", "console", "auto"] = "auto"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for key in value.get_secret_value().split(","):
+            try:
+                raw = base64.urlsafe_b64decode(key.strip().encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    "must be Fernet keys (url-safe base64 of 32 bytes), comma-separated, "
+                    "newest first"
+                )
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the database is PostgreSQL (the production backend)."""
+        return self.database_url.startswith("postgresql")
+
+    def threshold_seconds(self, data_type: DataType) -> int:
+        """Staleness threshold of one data type."""
+        return int(getattr(self, f"threshold_{data_type.value}_seconds"))
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first of these settings that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} is required but not set")
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value becomes one ConfigError line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = f"{ENV_PREFIX}{str(first['loc'][0]).upper()}" if first["loc"] else ENV_PREFIX
+        raise ConfigError(f"{name} is malformed: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()

@@ -1,0 +1,20 @@
+"""All tables, imported here so that `Base.metadata` knows every one of them."""
+
+from common.db.models.base import Base
+from common.db.models.connection import OAuthState, WhoopConnection
+from common.db.models.records import Cycle, Recovery, Sleep, Workout
+from common.db.models.sync import SyncAttempt, SyncLog
+from common.db.models.webhook import WebhookEvent
+
+__all__ = [
+    "Base",
+    "Cycle",
+    "OAuthState",
+    "Recovery",
+    "Sleep",
+    "SyncAttempt",
+    "SyncLog",
+    "WebhookEvent",
+    "WhoopConnection",
+    "Workout",
+]

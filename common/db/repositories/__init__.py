@@ -1,0 +1,18 @@
+"""Repositories: the only place SQL is written."""
+
+from common.db.repositories.connections import ConnectionRepository, OAuthStateRepository
+from common.db.repositories.records import KINDS, RecordRepository, UpsertSummary, record_key
+from common.db.repositories.sync_log import Attempt, SyncLogRepository
+from common.db.repositories.webhook_events import WebhookEventRepository
+
+__all__ = [
+    "KINDS",
+    "Attempt",
+    "ConnectionRepository",
+    "OAuthStateRepository",
+    "RecordRepository",
+    "SyncLogRepository",
+    "UpsertSummary",
+    "WebhookEventRepository",
+    "record_key",
+]

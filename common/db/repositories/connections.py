@@ -1,0 +1,181 @@
+"""All SQL of WHOOP connections and of the connect flow's single-use states."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db.models import OAuthState, WhoopConnection
+from common.db.repositories.base import dialect_insert
+from common.db.types import utcnow
+from common.types import ConnectionStatus
+
+
+class ConnectionRepository:
+    """Reads and writes of `whoop_connection`; token values arrive here already encrypted."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> WhoopConnection | None:
+        """The connection of an app user (row-locked on PostgreSQL when `for_update`)."""
+        stmt = select(WhoopConnection).where(WhoopConnection.user_id == user_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        stmt = stmt.execution_options(populate_existing=True)
+        return await self.session.scalar(stmt)
+
+    async def by_whoop_user(self, whoop_user_id: int) -> WhoopConnection | None:
+        """The connection of a WHOOP user id, or None for an unknown user."""
+        return await self.session.scalar(
+            select(WhoopConnection).where(WhoopConnection.whoop_user_id == whoop_user_id)
+        )
+
+    async def save(
+        self,
+        *,
+        user_id: uuid.UUID,
+        whoop_user_id: int,
+        access_token_enc: str,
+        refresh_token_enc: str | None,
+        expires_at: datetime,
+        scopes: str,
+    ) -> None:
+        """Create or replace the connection of a user (a new connect flow replaces the old one)."""
+        now = utcnow()
+        values = {
+            "user_id": user_id,
+            "whoop_user_id": whoop_user_id,
+            "access_token_enc": access_token_enc,
+            "refresh_token_enc": refresh_token_enc,
+            "expires_at": expires_at,
+            "scopes": scopes,
+            "status": ConnectionStatus.ACTIVE.value,
+            "token_version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # The WHOOP account may have been connected to another app user before: it moves.
+        await self.session.execute(
+            delete(WhoopConnection).where(
+                WhoopConnection.whoop_user_id == whoop_user_id, WhoopConnection.user_id != user_id
+            )
+        )
+        stmt = dialect_insert(self.session, WhoopConnection.__table__).values(values)
+        keep = {k: stmt.excluded[k] for k in values if k not in ("user_id", "created_at")}
+        keep["token_version"] = WhoopConnection.__table__.c.token_version + 1
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["user_id"], set_=keep)
+        )
+
+    async def store_tokens(
+        self,
+        user_id: uuid.UUID,
+        *,
+        expected_version: int,
+        access_token_enc: str,
+        refresh_token_enc: str | None,
+        expires_at: datetime,
+    ) -> bool:
+        """Replace the tokens if nobody else did since `expected_version`; True when written."""
+        result = await self.session.execute(
+            update(WhoopConnection)
+            .where(
+                WhoopConnection.user_id == user_id,
+                WhoopConnection.token_version == expected_version,
+            )
+            .values(
+                access_token_enc=access_token_enc,
+                refresh_token_enc=refresh_token_enc,
+                expires_at=expires_at,
+                token_version=expected_version + 1,
+                status=ConnectionStatus.ACTIVE.value,
+                updated_at=utcnow(),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_status(self, user_id: uuid.UUID, status: ConnectionStatus) -> None:
+        """Mark the connection active, reauthorization_required or revoked."""
+        await self.session.execute(
+            update(WhoopConnection)
+            .where(WhoopConnection.user_id == user_id)
+            .values(status=status.value, updated_at=utcnow())
+        )
+
+    async def forget_tokens(self, user_id: uuid.UUID) -> None:
+        """Drop the tokens and mark the connection revoked."""
+        await self.session.execute(
+            update(WhoopConnection)
+            .where(WhoopConnection.user_id == user_id)
+            .values(
+                access_token_enc=None,
+                refresh_token_enc=None,
+                expires_at=None,
+                status=ConnectionStatus.REVOKED.value,
+                updated_at=utcnow(),
+            )
+        )
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        """Remove the connection row."""
+        await self.session.execute(
+            delete(WhoopConnection).where(WhoopConnection.user_id == user_id)
+        )
+
+    async def active(self) -> Sequence[WhoopConnection]:
+        """Every connection that can sync."""
+        return (
+            await self.session.scalars(
+                select(WhoopConnection)
+                .where(WhoopConnection.status == ConnectionStatus.ACTIVE.value)
+                .order_by(WhoopConnection.user_id)
+            )
+        ).all()
+
+    async def expiring_before(self, moment: datetime) -> Sequence[WhoopConnection]:
+        """Active connections whose access token expires before `moment`."""
+        return (
+            await self.session.scalars(
+                select(WhoopConnection).where(
+                    WhoopConnection.status == ConnectionStatus.ACTIVE.value,
+                    WhoopConnection.expires_at < moment,
+                )
+            )
+        ).all()
+
+
+class OAuthStateRepository:
+    """Single-use, expiring `state` values of the connect flow."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, state: str, user_id: uuid.UUID, ttl: timedelta) -> None:
+        """Remember a state for a user."""
+        now = utcnow()
+        self.session.add(
+            OAuthState(state=state, user_id=user_id, created_at=now, expires_at=now + ttl)
+        )
+        await self.session.flush()
+
+    async def consume(self, state: str) -> uuid.UUID | None:
+        """Use a state once: the user it was bound to, or None if unknown, used or expired."""
+        now = utcnow()
+        result = await self.session.execute(
+            update(OAuthState)
+            .where(
+                OAuthState.state == state, OAuthState.used_at.is_(None), OAuthState.expires_at > now
+            )
+            .values(used_at=now)
+            .returning(OAuthState.user_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def prune(self, before: datetime) -> None:
+        """Drop states that expired before `before`."""
+        await self.session.execute(delete(OAuthState).where(OAuthState.expires_at < before))

@@ -1,0 +1,267 @@
+"""One generic repository for the four cached WHOOP resources.
+
+The guarded upsert is the contract every writer relies on: a record is written only when its WHOOP
+`updated_at` is newer than the stored one. An equal `updated_at` writes nothing, an older one is
+ignored, so the outcome never depends on the order in which concurrent writers finish. The guard runs
+inside the database (INSERT … ON CONFLICT DO UPDATE … WHERE), which makes it atomic on PostgreSQL
+and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Table, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db.models import Cycle, Recovery, Sleep, Workout
+from common.db.models.records import RecordMixin
+from common.db.repositories.base import dialect_insert
+from common.db.types import utcnow
+from common.types import DataType, UpsertResult
+
+WhoopObject = Mapping[str, Any]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A WHOOP timestamp (ISO 8601, `Z` or offset) as an aware datetime."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _common(obj: WhoopObject) -> dict[str, Any]:
+    return {
+        "whoop_user_id": int(obj["user_id"]),
+        "created_at": parse_time(obj["created_at"]),
+        "updated_at": parse_time(obj["updated_at"]),
+        "score_state": obj["score_state"],
+    }
+
+
+def _timed(obj: WhoopObject) -> dict[str, Any]:
+    return {**_common(obj), "start": parse_time(obj["start"]), "end": parse_time(obj.get("end"))}
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How one WHOOP resource maps onto its table."""
+
+    data_type: DataType
+    model: type[RecordMixin]
+    key: str
+    time_column: str
+    columns: Callable[[WhoopObject], dict[str, Any]]
+    key_of: Callable[[WhoopObject], Any] = field(repr=False)
+
+    @property
+    def table(self) -> Table:
+        """The SQLAlchemy table behind the kind."""
+        return self.model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+KINDS: dict[DataType, RecordKind] = {
+    DataType.CYCLE: RecordKind(
+        DataType.CYCLE,
+        Cycle,
+        "id",
+        "start",
+        columns=lambda o: {"id": int(o["id"]), **_timed(o)},
+        key_of=lambda o: int(o["id"]),
+    ),
+    DataType.SLEEP: RecordKind(
+        DataType.SLEEP,
+        Sleep,
+        "id",
+        "start",
+        columns=lambda o: {
+            "id": uuid.UUID(o["id"]),
+            "cycle_id": int(o["cycle_id"]),
+            "nap": bool(o.get("nap", False)),
+            **_timed(o),
+        },
+        key_of=lambda o: uuid.UUID(o["id"]),
+    ),
+    DataType.WORKOUT: RecordKind(
+        DataType.WORKOUT,
+        Workout,
+        "id",
+        "start",
+        columns=lambda o: {
+            "id": uuid.UUID(o["id"]),
+            "sport_name": o.get("sport_name"),
+            **_timed(o),
+        },
+        key_of=lambda o: uuid.UUID(o["id"]),
+    ),
+    DataType.RECOVERY: RecordKind(
+        DataType.RECOVERY,
+        Recovery,
+        "cycle_id",
+        "created_at",
+        columns=lambda o: {
+            "cycle_id": int(o["cycle_id"]),
+            "sleep_id": uuid.UUID(o["sleep_id"]),
+            **_common(o),
+        },
+        key_of=lambda o: int(o["cycle_id"]),
+    ),
+}
+
+
+@dataclass
+class UpsertSummary:
+    """What one upsert call did, per record key."""
+
+    results: dict[Any, UpsertResult] = field(default_factory=dict)
+
+    def count(self, result: UpsertResult) -> int:
+        """How many records ended with this result."""
+        return sum(1 for r in self.results.values() if r is result)
+
+    @property
+    def written(self) -> int:
+        """Records inserted or updated."""
+        return len(self.results) - self.count(UpsertResult.UNCHANGED)
+
+
+class RecordRepository:
+    """Reads and writes of one WHOOP resource; all SQL for records lives here."""
+
+    def __init__(self, session: AsyncSession, data_type: DataType) -> None:
+        self.session = session
+        self.kind = KINDS[data_type]
+
+    def _row(self, user_id: uuid.UUID, obj: WhoopObject, now: datetime) -> dict[str, Any]:
+        return {
+            **self.kind.columns(obj),
+            "user_id": user_id,
+            "data": orjson.dumps(obj).decode(),
+            "version": 1,
+            "synced_at": now,
+        }
+
+    async def upsert(self, user_id: uuid.UUID, objects: Iterable[WhoopObject]) -> UpsertSummary:
+        """Write each object unless the stored copy has the same or a newer `updated_at`."""
+        now = utcnow()
+        newest: dict[Any, dict[str, Any]] = {}
+        for obj in objects:
+            row = self._row(user_id, obj, now)
+            key = row[self.kind.key]
+            if key not in newest or newest[key]["updated_at"] < row["updated_at"]:
+                newest[key] = row
+        summary = UpsertSummary({key: UpsertResult.UNCHANGED for key in newest})
+        if not newest:
+            return summary
+        table = self.kind.table
+        stmt = dialect_insert(self.session, table).values(list(newest.values()))
+        excluded = stmt.excluded
+        updatable = [c.name for c in table.columns if c.name not in (self.kind.key, "version")]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[self.kind.key],
+            set_={**{name: excluded[name] for name in updatable}, "version": table.c.version + 1},
+            where=table.c.updated_at < excluded.updated_at,
+        ).returning(table.c[self.kind.key], table.c.version)
+        for key, version in (await self.session.execute(stmt)).all():
+            summary.results[key] = UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
+        return summary
+
+    async def delete(self, user_id: uuid.UUID, key: Any) -> int:
+        """Remove one record of this user; returns how many rows went."""
+        table = self.kind.table
+        result = await self.session.execute(
+            delete(table).where(table.c[self.kind.key] == key, table.c.user_id == user_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_where(self, user_id: uuid.UUID, column: str, value: Any) -> int:
+        """Remove this user's records whose `column` equals `value` (a sleep's recovery)."""
+        table = self.kind.table
+        result = await self.session.execute(
+            delete(table).where(table.c[column] == value, table.c.user_id == user_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_all(self, user_id: uuid.UUID) -> int:
+        """Remove every record of this user (purge)."""
+        table = self.kind.table
+        result = await self.session.execute(delete(table).where(table.c.user_id == user_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _window(
+        self, user_id: uuid.UUID, start: datetime | None, end: datetime | None
+    ) -> list[ColumnElement[bool]]:
+        table = self.kind.table
+        time_col = table.c[self.kind.time_column]
+        clauses: list[ColumnElement[bool]] = [table.c.user_id == user_id]
+        if start is not None:
+            clauses.append(time_col >= start)
+        if end is not None:
+            clauses.append(time_col < end)
+        return clauses
+
+    async def read_json(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int = 30,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[str]:
+        """The stored WHOOP objects as JSON text, newest first by the resource's time."""
+        table = self.kind.table
+        stmt = (
+            select(table.c.data)
+            .where(*self._window(user_id, start, end))
+            .order_by(table.c[self.kind.time_column].desc(), table.c[self.kind.key].desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def read(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int = 30,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The stored WHOOP objects, decoded, newest first."""
+        return [
+            orjson.loads(text)
+            for text in await self.read_json(user_id, limit=limit, start=start, end=end)
+        ]
+
+    async def get(self, key: Any) -> dict[str, Any] | None:
+        """One stored WHOOP object by its key, or None."""
+        table = self.kind.table
+        text = await self.session.scalar(select(table.c.data).where(table.c[self.kind.key] == key))
+        return None if text is None else dict(orjson.loads(text))
+
+    async def keys_in_state(
+        self, user_id: uuid.UUID, score_state: str, limit: int = 100
+    ) -> list[Any]:
+        """Keys of this user's records still in a score state (e.g. PENDING_SCORE), newest first."""
+        table = self.kind.table
+        stmt = (
+            select(table.c[self.kind.key])
+            .where(table.c.user_id == user_id, table.c.score_state == score_state)
+            .order_by(table.c[self.kind.time_column].desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def count(self, user_id: uuid.UUID) -> int:
+        """How many records of this resource the user has."""
+        table = self.kind.table
+        return int(
+            await self.session.scalar(select(func.count()).where(table.c.user_id == user_id)) or 0
+        )
+
+
+def record_key(data_type: DataType, obj: WhoopObject) -> Any:
+    """The primary key of a WHOOP object in its table."""
+    return KINDS[data_type].key_of(obj)

@@ -1,0 +1,47 @@
+"""`whoop-sync`: one console script, a subcommand per process.
+
+Each subcommand lives in the module that owns it, as `add_arguments(parser)` and `main(args) -> int`,
+and is imported only when it runs, so that `whoop-sync api` never loads the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from common.config import ConfigError
+
+# name → (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("services.commands.migrate", "bring the database schema to head (Alembic)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="whoop-sync", description="Keeps WHOOP data in sync.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.main(args))
+    except ConfigError as exc:
+        print(f"whoop-sync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

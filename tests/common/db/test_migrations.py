@@ -1,0 +1,62 @@
+"""Migrations upgrade and downgrade on both backends, and match the models."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from common.db.engine import create_engine
+from common.db.migrate import downgrade, upgrade
+from common.db.models import Base
+from tests.conftest import PG_ADMIN_DSN, _asyncpg_url
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    await engine.dispose()
+    return names - {"alembic_version"}
+
+
+async def _diff(url: str) -> list[object]:
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+        )
+    await engine.dispose()
+    return list(diff)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+        return
+    name = f"whoopsync_mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield _asyncpg_url(PG_ADMIN_DSN, name)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_upgrade_matches_models_and_downgrade_removes_everything(empty_url: str) -> None:
+    import asyncio
+
+    await asyncio.to_thread(upgrade, empty_url)
+    assert await _tables(empty_url) == set(Base.metadata.tables)
+    assert await _diff(empty_url) == []
+    await asyncio.to_thread(downgrade, empty_url)
+    assert await _tables(empty_url) == set()
+    await asyncio.to_thread(upgrade, empty_url)
+    assert await _tables(empty_url) == set(Base.metadata.tables)

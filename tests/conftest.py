@@ -1,0 +1,125 @@
+"""Test harness: a fresh PostgreSQL database and a fresh SQLite file per run, migrated once;
+every test inside a transaction rolled back at teardown; Redis on a database index of its own,
+flushed per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from common.db.engine import create_engine
+from common.db.migrate import upgrade_async
+
+PG_ADMIN_DSN = os.environ.get(
+    "WHOOPSYNC_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE = os.environ.get("WHOOPSYNC_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_DB = int(os.environ.get("WHOOPSYNC_TEST_REDIS_DB", "15"))
+BACKENDS = ["postgresql", "sqlite"]
+
+
+def _asyncpg_url(dsn: str, database: str) -> str:
+    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A PostgreSQL database of this run's own, migrated to head, dropped afterwards."""
+    name = f"whoopsync_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _asyncpg_url(PG_ADMIN_DSN, name)
+    await upgrade_async(url)
+    yield url
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file of this run's own, migrated to head."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "whoop-sync.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_async(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine of the run's PostgreSQL database."""
+    engine = create_engine(pg_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine of the run's SQLite database."""
+    engine = create_engine(sqlite_url)
+    yield engine
+    await engine.dispose()
+
+
+async def _rolled_back_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(pg_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A PostgreSQL session whose work is rolled back at teardown (commits become savepoints)."""
+    async for s in _rolled_back_session(pg_engine):
+        yield s
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn, for tests that must hold on PostgreSQL and SQLite alike."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def any_session(
+    backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
+) -> AsyncIterator[AsyncSession]:
+    """A rolled-back session on the backend of the `backend` parameter."""
+    async for s in _rolled_back_session(pg_engine if backend == "postgresql" else sqlite_engine):
+        yield s
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis URL of the test database index."""
+    return f"{REDIS_BASE}/{REDIS_DB}"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client on the test index, flushed before and after the test."""
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
