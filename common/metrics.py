@@ -1,0 +1,42 @@
+"""Prometheus metrics of every process, defined once; `/metrics` serves the default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+WEBHOOKS = Counter(
+    "whoopsync_webhooks_total",
+    "Webhook deliveries by outcome (accepted, duplicate, rejected, invalid, unavailable).",
+    ["outcome"],
+)
+JOBS = Counter(
+    "whoopsync_jobs_total",
+    "Jobs by name and outcome (success, failed, retried).",
+    ["job", "outcome"],
+)
+WHOOP_CALLS = Counter(
+    "whoopsync_whoop_calls_total",
+    "Calls to WHOOP by endpoint template and HTTP status ('error' for transport failures).",
+    ["endpoint", "status"],
+)
+WHOOP_RATE_LIMITED = Counter("whoopsync_whoop_rate_limited_total", "429 answers from WHOOP.")
+BUDGET_REMAINING = Gauge(
+    "whoopsync_whoop_budget_remaining",
+    "WHOOP calls left in the current window, as this process last saw it.",
+    ["window"],
+)
+FRESHNESS_LAG = Histogram(
+    "whoopsync_freshness_lag_seconds",
+    "From webhook receipt to the record written.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+READS = Counter(
+    "whoopsync_reads_total",
+    "Read API answers by data type and source (cache, whoop_api, stale_cache, error).",
+    ["data_type", "source"],
+)
+TOKEN_REFRESHES = Counter(
+    "whoopsync_token_refreshes_total",
+    "WHOOP token refreshes by outcome (success, refused, error).",
+    ["outcome"],
+)
