@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# Build stage: resolve the locked dependencies into a virtual environment.
+FROM python:3.11-slim AS build
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY common ./common
+COPY services ./services
+COPY migrations ./migrations
+RUN uv sync --frozen --no-dev --no-editable
+
+# Runtime stage: the environment and the code, run by an unprivileged user.
+FROM python:3.11-slim AS runtime
+RUN useradd --system --uid 10001 --home-dir /app whoopsync
+WORKDIR /app
+COPY --from=build --chown=whoopsync:whoopsync /app /app
+ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1 WHOOPSYNC_LOG_FORMAT=json
+USER whoopsync
+EXPOSE 8001 8002
+ENTRYPOINT ["whoop-sync"]
+CMD ["api", "--host", "0.0.0.0"]
