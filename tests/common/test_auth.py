@@ -1,0 +1,196 @@
+"""Bearer tokens: HS256 with the shared secret, RS256/ES256 against a JWKS served over HTTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import respx
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from common.auth import AuthError, TokenVerifier, mint_token
+from common.config import ConfigError, Settings
+from services import cli
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+JWKS_URL = "https://auth.example.test/.well-known/jwks.json"
+USER = uuid.UUID("a57f70b4-d0a4-4aef-b721-a4b526f64869")
+
+
+def _settings(**values: Any) -> Settings:
+    return Settings(**values)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+async def test_accepts_token_it_minted() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    assert await verifier.verify_token(mint_token(USER, SECRET)) == USER
+
+
+async def test_rejects_expired_token() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    with pytest.raises(AuthError, match="expired"):
+        await verifier.verify_token(mint_token(USER, SECRET, timedelta(seconds=-5)))
+
+
+async def test_rejects_wrong_signature() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    with pytest.raises(AuthError, match="signature"):
+        await verifier.verify_token(mint_token(USER, SECRET + "-other"))
+
+
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "Bearer x.y"])
+async def test_rejects_malformed_token(token: str) -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    with pytest.raises(AuthError):
+        await verifier.verify_token(token)
+
+
+async def test_rejects_wrong_audience_when_audience_set() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET, jwt_audience="authenticated"))
+    with pytest.raises(AuthError, match="audience"):
+        await verifier.verify_token(mint_token(USER, SECRET, audience="someone-else"))
+    with pytest.raises(AuthError):
+        await verifier.verify_token(mint_token(USER, SECRET))
+    assert await verifier.verify_token(mint_token(USER, SECRET, audience="authenticated")) == USER
+
+
+async def test_ignores_audience_when_unset() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    assert await verifier.verify_token(mint_token(USER, SECRET, audience="authenticated")) == USER
+
+
+async def test_rejects_wrong_issuer_when_issuer_set() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET, jwt_issuer="https://issuer.test"))
+    with pytest.raises(AuthError, match="issuer"):
+        await verifier.verify_token(mint_token(USER, SECRET, issuer="https://other.test"))
+    good = mint_token(USER, SECRET, issuer="https://issuer.test")
+    assert await verifier.verify_token(good) == USER
+
+
+async def test_rejects_subject_that_is_not_a_uuid() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    token = jwt.encode({"sub": "admin", "exp": 4102444800}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match="subject"):
+        await verifier.verify_token(token)
+
+
+async def test_rejects_token_without_expiry() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    token = jwt.encode({"sub": str(USER)}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError):
+        await verifier.verify_token(token)
+
+
+def test_refuses_to_start_without_secret_or_jwks() -> None:
+    with pytest.raises(ConfigError, match="WHOOPSYNC_JWT_SECRET"):
+        TokenVerifier(_settings(jwt_secret=None, jwt_jwks_url=None))
+
+
+def _rsa_jwk(kid: str) -> tuple[Any, dict[str, Any]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    return key, {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
+
+
+def _asym_token(key: Any, kid: str, alg: str = "RS256", **claims: Any) -> str:
+    payload = {"sub": str(USER), "exp": 4102444800, **claims}
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
+
+
+@respx.mock
+async def test_accepts_rs256_token_from_jwks(http: httpx.AsyncClient) -> None:
+    key, jwk = _rsa_jwk("k1")
+    route = respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL, jwt_audience="authenticated"), http)
+    token = _asym_token(key, "k1", aud="authenticated")
+    assert await verifier.verify_token(token) == USER
+    assert await verifier.verify_token(token) == USER
+    assert route.call_count == 1  # the key set is cached
+
+
+@respx.mock
+async def test_accepts_es256_token_from_jwks(http: httpx.AsyncClient) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(key.public_key())), "kid": "e1", "alg": "ES256"}
+    respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
+    assert await verifier.verify_token(_asym_token(key, "e1", alg="ES256")) == USER
+
+
+@respx.mock
+async def test_rejects_rs256_token_signed_by_another_key(http: httpx.AsyncClient) -> None:
+    _key, jwk = _rsa_jwk("k1")
+    other, _ = _rsa_jwk("k1")
+    respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
+    with pytest.raises(AuthError, match="signature"):
+        await verifier.verify_token(_asym_token(other, "k1"))
+
+
+@respx.mock
+async def test_rejects_hs256_token_when_jwks_configured(http: httpx.AsyncClient) -> None:
+    _key, jwk = _rsa_jwk("k1")
+    respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL, jwt_secret=SECRET), http)
+    with pytest.raises(AuthError):
+        await verifier.verify_token(mint_token(USER, SECRET))
+
+
+@respx.mock
+async def test_fetches_jwks_again_for_unknown_kid(http: httpx.AsyncClient) -> None:
+    old_key, old_jwk = _rsa_jwk("old")
+    new_key, new_jwk = _rsa_jwk("new")
+    route = respx.get(JWKS_URL)
+    route.side_effect = [
+        httpx.Response(200, json={"keys": [old_jwk]}),
+        httpx.Response(200, json={"keys": [old_jwk, new_jwk]}),
+    ]
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
+    assert await verifier.verify_token(_asym_token(old_key, "old")) == USER
+    assert verifier.jwks is not None
+    verifier.jwks._fetched_at -= 60  # past the minimum re-fetch interval
+    assert await verifier.verify_token(_asym_token(new_key, "new")) == USER
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_refuses_when_jwks_unreachable(http: httpx.AsyncClient) -> None:
+    key, _jwk = _rsa_jwk("k1")
+    respx.get(JWKS_URL).respond(503)
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
+    with pytest.raises(AuthError, match="unavailable"):
+        await verifier.verify_token(_asym_token(key, "k1"))
+
+
+async def test_dev_token_prints_a_token_the_api_accepts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WHOOPSYNC_JWT_SECRET", SECRET)
+    monkeypatch.setenv("WHOOPSYNC_JWT_AUDIENCE", "authenticated")
+    assert cli.main(["dev-token", "--user-id", str(USER)]) == 0
+    token = capsys.readouterr().out.strip()
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET, jwt_audience="authenticated"))
+    assert await verifier.verify_token(token) == USER
+
+
+def test_dev_token_refuses_without_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WHOOPSYNC_JWT_SECRET", raising=False)
+    monkeypatch.chdir("/")  # no .env file to read a secret from
+    assert cli.main(["dev-token", "--user-id", str(USER)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "whoop-sync: WHOOPSYNC_JWT_SECRET is required but not set"
