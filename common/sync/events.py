@@ -1,0 +1,196 @@
+"""WHOOP webhook events turned into fetches and writes (SPEC §4).
+
+| event              | work                                                                    |
+|--------------------|-------------------------------------------------------------------------|
+| `sleep.updated`    | fetch the sleep, then its cycle                                         |
+| `recovery.updated` | `id` is the sleep's UUID: the sleep (for its `cycle_id`), then          |
+|                    | `/v2/cycle/{id}/recovery`, then the cycle                               |
+| `workout.updated`  | fetch the workout, then the cycle it falls in (one cycle page)          |
+| `*.deleted`        | remove the row; a deleted sleep takes its recovery along                |
+
+Every fetch happens before any write. A 404 on a by-id fetch removes the row. Handling an event
+twice fetches twice and writes once: the upserts are guarded by WHOOP's `updated_at`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from common.db.repositories import ConnectionRepository
+from common.db.repositories.records import parse_time
+from common.db.types import utcnow
+from common.metrics import FRESHNESS_LAG
+from common.ratelimit import Priority
+from common.sync.results import Writes, status_of
+from common.types import ConnectionStatus, DataType, EventStatus, SyncStatus, Trigger
+from common.whoop.errors import (
+    WhoopError,
+    WhoopNotFound,
+    WhoopRateLimited,
+    WhoopServerError,
+    WhoopTransportError,
+)
+
+if TYPE_CHECKING:
+    from common.sync.service import SyncService
+    from common.whoop.client import UserClient
+
+log = structlog.get_logger(__name__)
+
+UPDATED = {"sleep.updated", "recovery.updated", "workout.updated"}
+DELETED = {"sleep.deleted", "recovery.deleted", "workout.deleted"}
+KNOWN_EVENTS = UPDATED | DELETED
+# How far back a workout's cycle may have started (cycles last about a day, rarely several).
+CYCLE_LOOKBACK = timedelta(days=7)
+TRANSIENT = (WhoopTransportError, WhoopServerError, WhoopRateLimited)
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What handling an event came to: done, ignored (with why) or failed (with the WHOOP error)."""
+
+    status: EventStatus
+    reason: str | None = None
+    error: WhoopError | None = None
+    user_id: uuid.UUID | None = None
+    written: dict[DataType, int] = field(default_factory=dict)
+
+    @property
+    def retryable(self) -> bool:
+        """True when the failure may pass by itself (timeout, 5xx, rate limit)."""
+        return isinstance(self.error, TRANSIENT)
+
+
+def is_known(event_type: str) -> bool:
+    """True for the event types whoop-sync acts on."""
+    return event_type in KNOWN_EVENTS
+
+
+async def fetch_by_key(client: UserClient, data_type: DataType, key: Any, writes: Writes) -> None:
+    """Fetch one record by its key into `writes`; a 404 removes the row instead."""
+    try:
+        if data_type is DataType.RECOVERY:
+            model: Any = await client.cycle_recovery(int(key))
+        else:
+            model = await client.fetch(data_type, key)
+    except WhoopNotFound:
+        key_column = "cycle_id" if data_type is DataType.RECOVERY else "id"
+        writes.delete(data_type, key_column, key)
+        if data_type is DataType.SLEEP:
+            writes.delete(DataType.RECOVERY, "sleep_id", key)
+        return
+    writes.upsert(data_type, model.raw)
+
+
+class EventHandler:
+    """Handles one event for a SyncService (its session, client and sync log)."""
+
+    def __init__(self, service: SyncService) -> None:
+        self.service = service
+
+    async def handle(
+        self, event_type: str, whoop_user_id: int, record_id: str, received_at: datetime | None
+    ) -> EventOutcome:
+        """Resolve the user, fetch what the event names, then write it all."""
+        if not is_known(event_type):
+            return EventOutcome(EventStatus.IGNORED, f"unknown event type {event_type}")
+        try:
+            key = uuid.UUID(record_id)
+        except ValueError:
+            return EventOutcome(EventStatus.IGNORED, "record id is not a UUID")
+        connection = await ConnectionRepository(self.service.session).by_whoop_user(whoop_user_id)
+        # End the read before WHOOP is called: no transaction stays open across the network.
+        await self.service.session.commit()
+        if connection is None:
+            return EventOutcome(EventStatus.IGNORED, "unknown user")
+        user_id = connection.user_id
+        if connection.status == ConnectionStatus.REVOKED.value:
+            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
+        if event_type in DELETED:
+            await self._delete(user_id, event_type, key)
+            return EventOutcome(EventStatus.DONE, user_id=user_id)
+        return await self._update(user_id, event_type, key, received_at)
+
+    async def _delete(self, user_id: uuid.UUID, event_type: str, key: uuid.UUID) -> None:
+        writes = Writes()
+        if event_type == "sleep.deleted":
+            writes.delete(DataType.SLEEP, "id", key)
+            writes.delete(DataType.RECOVERY, "sleep_id", key)
+        elif event_type == "recovery.deleted":
+            writes.delete(DataType.RECOVERY, "sleep_id", key)
+        else:
+            writes.delete(DataType.WORKOUT, "id", key)
+        await self.service.apply(user_id, writes)
+
+    async def _update(
+        self, user_id: uuid.UUID, event_type: str, key: uuid.UUID, received_at: datetime | None
+    ) -> EventOutcome:
+        started, clock = utcnow(), time.monotonic()
+        client = self.service.client(user_id, Priority.BACKGROUND)
+        writes, error = Writes(), None
+        try:
+            if event_type == "workout.updated":
+                await self._workout(client, key, writes)
+            else:
+                await self._sleep(client, key, writes, with_recovery=event_type != "sleep.updated")
+        except WhoopError as exc:
+            error = exc
+        written = await self.service.apply(user_id, writes)
+        for data_type, objects in writes.upserts.items():
+            await self.service.record(
+                user_id,
+                data_type,
+                Trigger.WEBHOOK,
+                SyncStatus.SUCCESS,
+                len(objects),
+                started,
+                clock,
+            )
+        if written and received_at is not None and any(written.values()):
+            FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
+        if error is None:
+            return EventOutcome(EventStatus.DONE, user_id=user_id, written=written)
+        primary = DataType(event_type.split(".")[0])
+        await self.service.record(
+            user_id, primary, Trigger.WEBHOOK, status_of(error), 0, started, clock, error.reason
+        )
+        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, written)
+
+    async def _sleep(
+        self, client: UserClient, sleep_id: uuid.UUID, writes: Writes, *, with_recovery: bool
+    ) -> None:
+        try:
+            sleep = (await client.fetch(DataType.SLEEP, sleep_id)).raw
+        except WhoopNotFound:
+            writes.delete(DataType.SLEEP, "id", sleep_id)
+            writes.delete(DataType.RECOVERY, "sleep_id", sleep_id)
+            return
+        writes.upsert(DataType.SLEEP, sleep)
+        cycle_id = int(sleep["cycle_id"])
+        if with_recovery:
+            await fetch_by_key(client, DataType.RECOVERY, cycle_id, writes)
+        await fetch_by_key(client, DataType.CYCLE, cycle_id, writes)
+
+    async def _workout(self, client: UserClient, workout_id: uuid.UUID, writes: Writes) -> None:
+        try:
+            workout = (await client.fetch(DataType.WORKOUT, workout_id)).raw
+        except WhoopNotFound:
+            writes.delete(DataType.WORKOUT, "id", workout_id)
+            return
+        writes.upsert(DataType.WORKOUT, workout)
+        begun = parse_time(workout["start"])
+        assert begun is not None  # WHOOP's schema requires a workout start
+        cycles = client.collection(
+            DataType.CYCLE,
+            start=begun - CYCLE_LOOKBACK,
+            end=begun + timedelta(milliseconds=1),
+            limit=1,
+        )
+        async for cycle in cycles:
+            writes.upsert(DataType.CYCLE, cycle.raw)
