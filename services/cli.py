@@ -16,6 +16,7 @@ from common.config import ConfigError
 # name → (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("services.commands.migrate", "bring the database schema to head (Alembic)"),
+    "sim": ("services.simulator.main", "a local WHOOP stand-in: v2 API, OAuth, webhooks"),
     "api": ("services.api.command", "read API, connect flow and sync status"),
     "dev-token": ("services.commands.dev_token", "print a bearer token for a user (local testing)"),
 }

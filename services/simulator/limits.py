@@ -1,0 +1,93 @@
+"""WHOOP's app-wide rate limit (fixed minute and day windows on the simulated clock) and the
+call counters the control API reports."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from services.simulator.clock import Clock
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Verdict:
+    """The outcome of one call against the budget, with the headers to send."""
+
+    allowed: bool
+    headers: dict[str, str]
+
+
+class RateLimiter:
+    """Per-minute and per-day budgets shared by every member of the app, as at WHOOP."""
+
+    def __init__(self, clock: Clock, per_minute: int, per_day: int) -> None:
+        self.clock, self.per_minute, self.per_day = clock, per_minute, per_day
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every window."""
+        self._minute, self._minute_used = -1, 0
+        self._day, self._day_used = -1, 0
+
+    def check(self) -> Verdict:
+        """Spend one call if the budget allows it; headers tell what is left either way."""
+        now = self.clock.now_ms()
+        minute, day = now // MINUTE_MS, now // DAY_MS
+        if minute != self._minute:
+            self._minute, self._minute_used = minute, 0
+        if day != self._day:
+            self._day, self._day_used = day, 0
+        allowed = self._minute_used < self.per_minute and self._day_used < self.per_day
+        if allowed:
+            self._minute_used += 1
+            self._day_used += 1
+        minute_left = self.per_minute - self._minute_used
+        day_left = self.per_day - self._day_used
+        window_end = (day + 1) * DAY_MS if day_left <= 0 else (minute + 1) * MINUTE_MS
+        # Reset is reported in real seconds, so that a client on a fast clock waits the right time.
+        reset = math.ceil(self.clock.real_seconds((window_end - now) / 1000))
+        headers = {
+            "X-RateLimit-Limit": f"{self.per_minute}, {self.per_minute};window=60, "
+            f"{self.per_day};window=86400",
+            "X-RateLimit-Remaining": str(max(0, min(minute_left, day_left))),
+            "X-RateLimit-Reset": str(max(1, reset)),
+        }
+        return Verdict(allowed, headers)
+
+    @property
+    def minute_used(self) -> int:
+        """Calls spent in the current minute window."""
+        return self._minute_used
+
+
+@dataclass
+class Counters:
+    """What the simulator was asked, for tests and benchmarks to read."""
+
+    total: int = 0
+    rate_limited: int = 0
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+    by_user: Counter[int] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    per_minute: Counter[int] = field(default_factory=Counter)
+
+    def record(self, endpoint: str, minute: int) -> None:
+        """Count one call as it arrives."""
+        self.total += 1
+        self.by_endpoint[endpoint] += 1
+        self.per_minute[minute] += 1
+
+    def as_json(self) -> dict[str, object]:
+        """The control API's view."""
+        return {
+            "total": self.total,
+            "rate_limited": self.rate_limited,
+            "by_endpoint": dict(self.by_endpoint),
+            "by_user": {str(k): v for k, v in self.by_user.items()},
+            "by_status": {str(k): v for k, v in self.by_status.items()},
+            "max_per_minute": max(self.per_minute.values(), default=0),
+        }
