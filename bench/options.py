@@ -1,0 +1,28 @@
+"""How long and how hard each measurement runs (full run or --quick)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    """Durations and sizes; --quick shrinks everything for development runs."""
+
+    quick: bool
+    measure_seconds: float
+    warmup_seconds: float
+    rounds: int
+    connections: int
+    freshness_seconds: float
+    economy_users: int
+    economy_day_seconds: float
+    backfill_users: int
+    backfill_days: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Options:
+        """The full run's settings, or the quick ones."""
+        if quick:
+            return cls(True, 4, 1, 1, 32, 4, 100, 45, 40, 7)
+        return cls(False, 10, 3, 2, 32, 10, 1000, 120, 200, 30)
