@@ -1,0 +1,107 @@
+"""Named mutual exclusion: across processes through Redis, within one process through asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+from redis.exceptions import LockError, RedisError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["LocalLocks", "LockTimeout", "Locks", "RedisLocks", "create_locks"]
+
+log = structlog.get_logger(__name__)
+
+
+class LockTimeout(Exception):
+    """The lock was not acquired within its blocking timeout."""
+
+
+class Locks(Protocol):
+    """Named locks; `timeout` bounds how long a holder keeps one, `blocking_timeout` the wait."""
+
+    def lock(
+        self, name: str, timeout: float = 30.0, blocking_timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the lock `name` for the duration of the block; raise LockTimeout if not acquired."""
+        ...
+
+
+class LocalLocks:
+    """asyncio locks by name, for a single process (embedded mode)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        name: str,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the lock's lease, not this call's deadline
+        blocking_timeout: float | None = None,
+    ) -> AsyncIterator[None]:
+        """Hold the lock `name` (`timeout` is moot in one process: a holder cannot die alone)."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        self._users[name] = self._users.get(name, 0) + 1
+        try:
+            try:
+                async with asyncio.timeout(_wait_limit(timeout, blocking_timeout)):
+                    await lock.acquire()
+            except TimeoutError:
+                raise LockTimeout(f"lock {name} not acquired") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            self._users[name] -= 1
+            if not self._users[name]:  # nobody holds or waits: forget it, the dict stays small
+                del self._users[name], self._locks[name]
+
+
+class RedisLocks:
+    """redis-py's Lock: one holder across every process; expires after `timeout` if it dies."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "whoopsync:lock", poll: float = 0.05) -> None:
+        self.redis, self.prefix, self.poll = redis, prefix, poll
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        name: str,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the lock's lease, not this call's deadline
+        blocking_timeout: float | None = None,
+    ) -> AsyncIterator[None]:
+        """Hold the lock `name`; raise LockTimeout if another holder keeps it too long."""
+        lock = self.redis.lock(
+            f"{self.prefix}:{name}",
+            timeout=timeout,
+            sleep=self.poll,
+            blocking_timeout=_wait_limit(timeout, blocking_timeout),
+            thread_local=False,
+        )
+        if not await lock.acquire():
+            raise LockTimeout(f"lock {name} not acquired")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError):
+                # It expired (the holder overran `timeout`) or Redis is gone: nothing to release.
+                log.warning("lock.release_failed", lock=name)
+
+
+def _wait_limit(timeout: float, blocking_timeout: float | None) -> float:
+    return timeout if blocking_timeout is None else blocking_timeout
+
+
+def create_locks(redis: Redis | None) -> Locks:
+    """Redis locks when Redis is configured, else in-process ones."""
+    return LocalLocks() if redis is None else RedisLocks(redis)

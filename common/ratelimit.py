@@ -1,0 +1,280 @@
+"""One WHOOP call budget for the whole app.
+
+WHOOP limits the *app* (every user together) to 100 calls a minute and 10,000 a day, and answers 429
+past that. Every WHOOP call first takes a slot with `acquire(priority)`:
+
+* Sliding windows, not fixed buckets: each granted call is a timestamp in a minute log and a day
+  log, and a call is granted only while fewer than the limit lie within the trailing window. So no
+  60-second span ever holds more than the per-minute budget, wherever it starts.
+* Two priorities. INTERACTIVE (a user waiting on a read) may use the whole budget; BACKGROUND
+  (webhook jobs, backfill, reconcile) may not take the last `reserve` share (20 %) of either window
+  and waits instead, so a user's read finds a slot when the budget runs short.
+* WHOOP's own headers slow us down before a 429: `observe(remaining, reset)` with 0 remaining blocks
+  everyone until the reset, and a remaining count inside the interactive reserve blocks background
+  work until then. After a 429, `block_for(reset)` blocks everyone.
+* `acquire` waits (asyncio sleep) until a slot is free, but never longer than the priority's wait
+  budget: past it, it raises `WhoopRateLimited(retry_after)` so that a read can answer from the cache
+  and a job can be retried later.
+
+`RedisRateLimiter` keeps the logs in Redis sorted sets and decides in one Lua script, so every
+process shares one budget atomically. `LocalRateLimiter` does the same in memory (embedded mode).
+Both take an injectable clock and sleep for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from common.metrics import BUDGET_REMAINING
+from common.whoop.errors import WhoopRateLimited
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from common.config import Settings
+
+__all__ = [
+    "DEFAULT_MAX_WAIT",
+    "LocalRateLimiter",
+    "Priority",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "create_rate_limiter",
+]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+DAY = 86400.0
+
+
+class Priority(IntEnum):
+    """Who is waiting for a WHOOP call: a user (first) or background work (yields)."""
+
+    INTERACTIVE = 0
+    BACKGROUND = 1
+
+
+DEFAULT_MAX_WAIT: Mapping[Priority, float] = {Priority.INTERACTIVE: 5.0, Priority.BACKGROUND: 90.0}
+
+
+class RateLimiter(Protocol):
+    """The app-wide WHOOP budget."""
+
+    async def acquire(self, priority: Priority, *, max_wait: float | None = None) -> None:
+        """Wait for a slot; raise WhoopRateLimited if that would take longer than `max_wait`."""
+
+    async def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+        """Take WHOOP's X-RateLimit-Remaining / X-RateLimit-Reset into account."""
+
+    async def block_for(self, seconds: float, *, background_only: bool = False) -> None:
+        """Grant nothing (or nothing to background work) for `seconds`, e.g. after a 429."""
+
+    async def remaining(self) -> tuple[int, int]:
+        """Calls left in the trailing minute and day windows."""
+
+
+class _BaseLimiter:
+    """The waiting loop and header handling; subclasses decide grants atomically in `_try`."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        per_day: int,
+        *,
+        reserve: float = 0.2,
+        window: float = 60.0,
+        day_window: float = DAY,
+        max_wait: Mapping[Priority, float] = DEFAULT_MAX_WAIT,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.per_minute, self.per_day = per_minute, per_day
+        self.window, self.day_window = window, day_window
+        self.max_wait = dict(max_wait)
+        self.clock, self.sleep = clock, sleep
+        self._caps = {
+            Priority.INTERACTIVE: (per_minute, per_day),
+            Priority.BACKGROUND: (_share(per_minute, reserve), _share(per_day, reserve)),
+        }
+
+    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
+        """Grant a slot now (wait 0) or say how long to wait; plus what is left."""
+        raise NotImplementedError
+
+    async def _block_until(self, until: float, background_only: bool) -> None:
+        raise NotImplementedError
+
+    async def acquire(self, priority: Priority, *, max_wait: float | None = None) -> None:
+        """Wait for a slot; raise WhoopRateLimited if that would take longer than `max_wait`."""
+        budget = self.max_wait[priority] if max_wait is None else max_wait
+        began = self.clock()
+        while True:
+            now = self.clock()
+            wait, minute_left, day_left = await self._try(priority, now)
+            if wait <= 0:
+                BUDGET_REMAINING.labels("minute").set(minute_left)
+                BUDGET_REMAINING.labels("day").set(day_left)
+                return
+            if now + wait - began > budget:
+                raise WhoopRateLimited(wait)
+            await self.sleep(wait)
+
+    async def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+        """Block everyone at 0 remaining, background work inside the reserve, until the reset."""
+        if remaining is None or reset_seconds is None or reset_seconds <= 0:
+            return
+        if remaining <= 0:
+            await self.block_for(reset_seconds)
+        elif remaining <= self.per_minute - self._caps[Priority.BACKGROUND][0]:
+            await self.block_for(reset_seconds, background_only=True)
+
+    async def block_for(self, seconds: float, *, background_only: bool = False) -> None:
+        """Grant nothing (or nothing to background work) for `seconds`, e.g. after a 429."""
+        await self._block_until(self.clock() + seconds, background_only)
+
+
+def _share(limit: int, reserve: float) -> int:
+    return max(1, math.floor(limit * (1 - reserve)))
+
+
+class LocalRateLimiter(_BaseLimiter):
+    """The budget of a single process (embedded mode), decided on the event loop."""
+
+    def __init__(self, per_minute: int, per_day: int, **kwargs: Any) -> None:
+        super().__init__(per_minute, per_day, **kwargs)
+        self._minute: deque[float] = deque()
+        self._day: deque[float] = deque()
+        self._blocked = {Priority.INTERACTIVE: 0.0, Priority.BACKGROUND: 0.0}
+
+    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
+        _expire(self._minute, now - self.window)
+        _expire(self._day, now - self.day_window)
+        minute_cap, day_cap = self._caps[priority]
+        waits = [self._blocked[priority] - now]
+        waits.append(_wait_in(self._minute, minute_cap, self.window, now))
+        waits.append(_wait_in(self._day, day_cap, self.day_window, now))
+        wait = max(waits)
+        if wait <= 0:
+            self._minute.append(now)
+            self._day.append(now)
+        return wait, self.per_minute - len(self._minute), self.per_day - len(self._day)
+
+    async def _block_until(self, until: float, background_only: bool) -> None:
+        for priority in (Priority.BACKGROUND,) if background_only else tuple(Priority):
+            self._blocked[priority] = max(self._blocked[priority], until)
+
+    async def remaining(self) -> tuple[int, int]:
+        """Calls left in the trailing minute and day windows."""
+        now = self.clock()
+        _expire(self._minute, now - self.window)
+        _expire(self._day, now - self.day_window)
+        return self.per_minute - len(self._minute), self.per_day - len(self._day)
+
+
+def _expire(log: deque[float], before: float) -> None:
+    while log and log[0] <= before:
+        log.popleft()
+
+
+def _wait_in(log: deque[float], cap: int, window: float, now: float) -> float:
+    """0 if the log holds fewer than `cap` entries, else until enough of them leave the window."""
+    if len(log) < cap:
+        return 0.0
+    return log[len(log) - cap] + window - now
+
+
+# KEYS: minute log, day log, block (everyone), block (background)
+# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local function wait_in(key, cap, window)
+  local count = redis.call('ZCARD', key)
+  if count < cap then return 0 end
+  local entry = redis.call('ZRANGE', key, count - cap, count - cap, 'WITHSCORES')
+  return tonumber(entry[2]) + window - now
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+local wait = tonumber(redis.call('GET', KEYS[3]) or '0') - now
+if ARGV[7] == '1' then
+  wait = math.max(wait, tonumber(redis.call('GET', KEYS[4]) or '0') - now)
+end
+wait = math.max(wait, wait_in(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2])))
+wait = math.max(wait, wait_in(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[3])))
+if wait <= 0 then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+  redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[3]) * 1000) + 1000)
+  wait = 0
+end
+return {tostring(wait), tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[1]),
+        tonumber(ARGV[9]) - redis.call('ZCARD', KEYS[2])}
+"""
+
+# KEYS: block key; ARGV: until, ttl ms. Only ever moves the block later.
+_BLOCK = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
+
+class RedisRateLimiter(_BaseLimiter):
+    """The budget shared by every process through Redis (one atomic Lua script per decision)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        per_minute: int,
+        per_day: int,
+        *,
+        prefix: str = "whoopsync:ratelimit",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(per_minute, per_day, **kwargs)
+        self.redis = redis
+        self._keys = [f"{prefix}:{name}" for name in ("minute", "day", "block", "block:background")]
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._block = redis.register_script(_BLOCK)
+
+    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
+        minute_cap, day_cap = self._caps[priority]
+        member = f"{now:.6f}:{uuid.uuid4().hex}"
+        background = "1" if priority is Priority.BACKGROUND else "0"
+        args: list[str | float | int] = [repr(now), self.window, self.day_window, minute_cap]
+        args += [day_cap, member, background, self.per_minute, self.per_day]
+        wait, minute_left, day_left = await self._acquire(keys=self._keys, args=args)
+        return float(wait), int(minute_left), int(day_left)
+
+    async def _block_until(self, until: float, background_only: bool) -> None:
+        keys = self._keys[3:] if background_only else self._keys[2:]
+        ttl = max(1, math.ceil((until - self.clock()) * 1000) + 1000)
+        for key in keys:
+            await self._block(keys=[key], args=[repr(until), ttl])
+
+    async def remaining(self) -> tuple[int, int]:
+        """Calls left in the trailing minute and day windows."""
+        now = self.clock()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcount(self._keys[0], f"({now - self.window}", "+inf")
+            pipe.zcount(self._keys[1], f"({now - self.day_window}", "+inf")
+            minute, day = await pipe.execute()
+        return self.per_minute - int(minute), self.per_day - int(day)
+
+
+def create_rate_limiter(settings: Settings, redis: Redis | None, **kwargs: Any) -> RateLimiter:
+    """The shared Redis budget when Redis is configured, else the in-process one."""
+    per_minute, per_day = settings.whoop_rate_limit_per_minute, settings.whoop_rate_limit_per_day
+    if redis is None:
+        return LocalRateLimiter(per_minute, per_day, **kwargs)
+    return RedisRateLimiter(redis, per_minute, per_day, **kwargs)

@@ -1,0 +1,175 @@
+"""The access token of one WHOOP connection, refreshed safely across every process.
+
+WHOOP rotates the refresh token on every refresh and kills the old one, so two concurrent refreshes
+of one connection would lose it. Hence: one refresh per connection at a time (`token:{user_id}`
+lock, shared through Redis), the stored token read AGAIN once the lock is held (another process may
+have refreshed meanwhile: then its token is used), and the new tokens committed (compare-and-set on
+`token_version`) BEFORE the new access token is handed out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.crypto import TokenCipher
+from common.db.repositories.connections import ConnectionRepository
+from common.db.types import utcnow
+from common.locks import Locks, LockTimeout
+from common.metrics import TOKEN_REFRESHES
+from common.types import ConnectionStatus
+from common.whoop.errors import WhoopError, WhoopReauthorizationRequired, WhoopTransportError
+from common.whoop.oauth import OAuthClient
+
+__all__ = ["EXPIRY_MARGIN", "ConnectionTokens", "refresh_expiring"]
+
+log = structlog.get_logger(__name__)
+
+EXPIRY_MARGIN = timedelta(minutes=5)
+LOCK_TIMEOUT = 30.0  # longer than a token request (10 s timeout) plus the commit
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: datetime | None
+    version: int
+
+
+class ConnectionTokens:
+    """TokenSource over the `whoop_connection` row of one user (own short, committed transactions)."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        user_id: uuid.UUID,
+        cipher: TokenCipher,
+        oauth: OAuthClient,
+        locks: Locks,
+        *,
+        margin: timedelta = EXPIRY_MARGIN,
+    ) -> None:
+        self.session_factory, self.user_id = session_factory, user_id
+        self.cipher, self.oauth, self.locks, self.margin = cipher, oauth, locks, margin
+        self.refreshed = 0  # refreshes this instance performed itself
+        self._cached: _Stored | None = None
+
+    async def access_token(self) -> str:
+        """A token valid for at least `margin`; refreshed first when it is not."""
+        stored = self._cached if self._cached and self._usable(self._cached) else await self._read()
+        if self._usable(stored):
+            assert stored.access_token is not None
+            return stored.access_token
+        return await self._refresh_unless(lambda s: self._usable(s))
+
+    async def refresh(self, rejected: str) -> str:
+        """A new token after WHOOP rejected `rejected`; reuses one another caller already got."""
+        return await self._refresh_unless(lambda s: self._usable(s) and s.access_token != rejected)
+
+    def _usable(self, stored: _Stored) -> bool:
+        return (
+            stored.access_token is not None
+            and stored.expires_at is not None
+            and stored.expires_at - self.margin > utcnow()
+        )
+
+    async def _refresh_unless(self, fresh_enough: Callable[[_Stored], bool]) -> str:
+        try:
+            async with self.locks.lock(f"token:{self.user_id}", timeout=LOCK_TIMEOUT):
+                stored = await self._read()  # again: another process may have refreshed already
+                if not fresh_enough(stored):
+                    stored = await self._refresh(stored)
+        except LockTimeout:
+            raise WhoopTransportError("Timed out waiting for a WHOOP token refresh") from None
+        assert stored.access_token is not None
+        return stored.access_token
+
+    async def _refresh(self, stored: _Stored) -> _Stored:
+        if not stored.refresh_token:
+            await self._require_reauthorization()
+            raise WhoopReauthorizationRequired("No WHOOP refresh token; reconnect required")
+        try:
+            tokens = await self.oauth.refresh(stored.refresh_token)
+        except WhoopReauthorizationRequired:
+            TOKEN_REFRESHES.labels("refused").inc()
+            await self._require_reauthorization()
+            raise
+        except WhoopError:
+            TOKEN_REFRESHES.labels("error").inc()
+            raise
+        refresh_token = tokens.refresh_token or stored.refresh_token
+        async with self.session_factory() as session:
+            written = await ConnectionRepository(session).store_tokens(
+                self.user_id,
+                expected_version=stored.version,
+                access_token_enc=self.cipher.encrypt(tokens.access_token),
+                refresh_token_enc=self.cipher.encrypt(refresh_token),
+                expires_at=tokens.expires_at,
+            )
+            await session.commit()
+        TOKEN_REFRESHES.labels("success").inc()
+        self.refreshed += 1
+        if not written:
+            # Someone replaced the tokens despite the lock (a reconnect, or our lock expired):
+            # theirs are the stored ones, and only stored tokens may be used.
+            log.warning("token.refresh_superseded", user_id=str(self.user_id))
+            return await self._read()
+        log.info("token.refreshed", user_id=str(self.user_id))
+        self._cached = _Stored(
+            tokens.access_token, refresh_token, tokens.expires_at, stored.version + 1
+        )
+        return self._cached
+
+    async def _read(self) -> _Stored:
+        async with self.session_factory() as session:
+            row = await ConnectionRepository(session).get(self.user_id)
+        if row is None or row.status == ConnectionStatus.REVOKED.value:
+            raise WhoopReauthorizationRequired("No WHOOP connection; connect WHOOP first")
+        if row.status == ConnectionStatus.REAUTHORIZATION_REQUIRED.value:
+            raise WhoopReauthorizationRequired()
+        dec = self.cipher.decrypt
+        self._cached = _Stored(
+            dec(row.access_token_enc) if row.access_token_enc else None,
+            dec(row.refresh_token_enc) if row.refresh_token_enc else None,
+            row.expires_at,
+            row.token_version,
+        )
+        return self._cached
+
+    async def _require_reauthorization(self) -> None:
+        async with self.session_factory() as session:
+            await ConnectionRepository(session).set_status(
+                self.user_id, ConnectionStatus.REAUTHORIZATION_REQUIRED
+            )
+            await session.commit()
+        log.warning("token.reauthorization_required", user_id=str(self.user_id))
+
+
+async def refresh_expiring(
+    session_factory: SessionFactory,
+    cipher: TokenCipher,
+    oauth: OAuthClient,
+    locks: Locks,
+    within: timedelta,
+) -> int:
+    """Refresh every active connection expiring within `within` (worker cron); how many were."""
+    async with session_factory() as session:
+        moment = utcnow() + within
+        user_ids = [c.user_id for c in await ConnectionRepository(session).expiring_before(moment)]
+    refreshed = 0
+    for user_id in user_ids:
+        tokens = ConnectionTokens(session_factory, user_id, cipher, oauth, locks, margin=within)
+        try:
+            await tokens.access_token()
+        except WhoopError as exc:
+            log.warning("token.refresh_failed", user_id=str(user_id), reason=exc.reason)
+        refreshed += tokens.refreshed
+    return refreshed
