@@ -78,7 +78,8 @@ def gated(template: str, *, limited: bool) -> Callable[[Endpoint], Endpoint]:
     def wrap(handler: Endpoint) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             sim = sim_of(request)
-            sim.counters.record(template, sim.clock.now_ms() // MINUTE_MS)
+            minute = sim.clock.now_ms() // MINUTE_MS if limited else None
+            sim.counters.record(template, minute)
             headers: dict[str, str] = {}
             response: Response | None = None
             if limited:

@@ -75,11 +75,12 @@ class Counters:
     by_status: Counter[int] = field(default_factory=Counter)
     per_minute: Counter[int] = field(default_factory=Counter)
 
-    def record(self, endpoint: str, minute: int) -> None:
-        """Count one call as it arrives."""
+    def record(self, endpoint: str, minute: int | None) -> None:
+        """Count one call as it arrives; `minute` is its budget window (None: not budgeted)."""
         self.total += 1
         self.by_endpoint[endpoint] += 1
-        self.per_minute[minute] += 1
+        if minute is not None:
+            self.per_minute[minute] += 1
 
     def as_json(self) -> dict[str, object]:
         """The control API's view."""

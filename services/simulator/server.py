@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from services.simulator.app import create_app
 from services.simulator.config import SimConfig
@@ -44,24 +45,30 @@ class RunningSim:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_background(
-    config: SimConfig, host: str = "127.0.0.1"
-) -> AsyncIterator[RunningSim]:
-    """Start uvicorn on a free port in this loop; stop it on exit."""
-    app = create_app(config)
+async def serve_app(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve any ASGI app with uvicorn on a free port in this loop; yields its base URL."""
     port = free_port(host)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):
             while not server.started:
                 if task.done():
                     task.result()
-                    raise RuntimeError("simulator exited during start-up")
+                    raise RuntimeError("server exited during start-up")
                 await asyncio.sleep(0.01)
-        yield RunningSim(f"http://{host}:{port}", app, app.state.sim)
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serve_in_background(
+    config: SimConfig, host: str = "127.0.0.1"
+) -> AsyncIterator[RunningSim]:
+    """Start the simulator on a free port in this loop; stop it on exit."""
+    app = create_app(config)
+    async with serve_app(app, host) as base_url:
+        yield RunningSim(base_url, app, app.state.sim)
