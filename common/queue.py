@@ -1,0 +1,208 @@
+"""Enqueueing jobs: arq on Redis in production, an in-process runner in the embedded mode.
+
+Both run the same job functions (`async def job(ctx, *plain_ids)`) under the same policy: a job that
+raises `arq.Retry(defer=…)` runs again after the delay until its `max_tries`; any other exception, or
+running past its `timeout`, ends it. Jobs are at-least-once, so every job is idempotent, and dedup
+lives in the database, never in a queue id. Jobs lost with a process (the in-process queue is memory
+only) are recovered by the inbox sweeper, which enqueues recorded events still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from arq import Retry
+from arq.connections import ArqRedis
+
+from common.config import Settings
+
+log = structlog.get_logger(__name__)
+
+JobFunc = Callable[..., Awaitable[Any]]
+
+
+class QueueUnavailable(Exception):
+    """The job could not be handed to the queue (Redis down or too slow)."""
+
+
+class Queue(Protocol):
+    """Where jobs are handed over; raises QueueUnavailable when that failed."""
+
+    async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
+        """Run `job_name(*args)` soon (or after `_defer_by` seconds)."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job function and its retry policy, the same under arq and in-process."""
+
+    name: str
+    func: JobFunc
+    max_tries: int
+    timeout: float
+
+
+def arq_redis(url: str, *, connect_timeout: float = 1.0) -> ArqRedis:
+    """An arq Redis client that connects lazily (no ping), so a process starts while Redis is down."""
+    redis: ArqRedis = ArqRedis.from_url(
+        url, socket_connect_timeout=connect_timeout, socket_timeout=5.0
+    )
+    return redis
+
+
+class ArqQueue:
+    """Jobs go to arq on Redis; a failure to enqueue becomes QueueUnavailable, quickly."""
+
+    def __init__(self, pool: ArqRedis, *, timeout: float = 2.0) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
+        """Add a job to arq's queue."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.pool.enqueue_job(job_name, *args, _defer_by=_defer_by)
+        except Exception as exc:  # OSError, TimeoutError and redis-py's own errors alike
+            raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@dataclass
+class _Pending:
+    job_id: str
+    spec: JobSpec
+    args: tuple[Any, ...]
+    job_try: int = 1
+
+
+class InProcessQueue:
+    """Runs jobs in this process with bounded concurrency, arq's retry policy, and a clock for crons."""
+
+    def __init__(
+        self, jobs: Mapping[str, JobSpec], ctx: dict[str, Any], *, concurrency: int = 4
+    ) -> None:
+        self.jobs = dict(jobs)
+        self.ctx = ctx
+        self.ctx.setdefault("queue", self)
+        self.concurrency = concurrency
+        self._ready: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._ids = itertools.count(1)
+
+    async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
+        """Queue a job in memory (deferred jobs wait in a timer task)."""
+        spec = self.jobs[job_name]
+        self._unfinished += 1
+        self._idle.clear()
+        self._later(_Pending(f"{job_name}:{next(self._ids)}", spec, args), _defer_by)
+
+    def _later(self, pending: _Pending, delay: float | None) -> None:
+        if not delay:
+            self._ready.put_nowait(pending)
+            return
+
+        async def wait_then_put() -> None:
+            await asyncio.sleep(delay)
+            self._ready.put_nowait(pending)
+
+        self._spawn(wait_then_put())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        """Start the runners (call once, inside the running loop)."""
+        for _ in range(self.concurrency):
+            self._spawn(self._runner())
+
+    def every(self, seconds: float, func: JobFunc, *, timeout: float, name: str) -> None:
+        """Run a cron function every `seconds` (the embedded stand-in for arq's cron jobs)."""
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await func({**self.ctx, "job_try": 1, "job_id": f"cron:{name}"})
+                except Exception:
+                    log.exception("cron.failed", cron=name)
+
+        self._spawn(tick())
+
+    async def _runner(self) -> None:
+        while True:
+            pending = await self._ready.get()
+            try:
+                await self._run(pending)
+            finally:
+                self._ready.task_done()
+
+    async def _run(self, pending: _Pending) -> None:
+        spec = pending.spec
+        ctx = {**self.ctx, "job_try": pending.job_try, "job_id": pending.job_id}
+        try:
+            async with asyncio.timeout(spec.timeout):
+                await spec.func(ctx, *pending.args)
+        except Retry as retry:
+            if pending.job_try < spec.max_tries:
+                pending.job_try += 1
+                self._later(pending, (retry.defer_score or 0) / 1000)
+                return
+            log.warning("job.exhausted", job=spec.name, tries=pending.job_try)
+        except Exception:
+            log.exception("job.crashed", job=spec.name)
+        self._done()
+
+    def _done(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._idle.set()
+
+    async def join(self) -> None:
+        """Wait until every queued job (retries included) has finished."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop runners, timers and crons; unfinished jobs are dropped (the sweeper recovers events)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def create_queue(
+    settings: Settings,
+    redis: ArqRedis | None,
+    *,
+    jobs: Mapping[str, JobSpec] | None = None,
+    ctx: dict[str, Any] | None = None,
+    concurrency: int = 4,
+) -> Queue:
+    """ArqQueue over `redis` when Redis is configured, else an (unstarted) InProcessQueue."""
+    if settings.redis_url and redis is not None:
+        return ArqQueue(redis)
+    if jobs is None or ctx is None:
+        raise ValueError("the in-process queue needs the job functions and their context")
+    return InProcessQueue(jobs, ctx, concurrency=concurrency)
+
+
+__all__ = [
+    "ArqQueue",
+    "InProcessQueue",
+    "JobFunc",
+    "JobSpec",
+    "Queue",
+    "QueueUnavailable",
+    "arq_redis",
+    "create_queue",
+]

@@ -1,0 +1,123 @@
+"""The webhook inbox: events recorded before they are acknowledged, handed to the queue, closed.
+
+An event is recorded once (unique `trace_id`), enqueued only when new, and stays `pending` until a job
+closes it as done, ignored or failed. Whatever is still pending after INBOX_SWEEP_SECONDS (Redis was
+down, a job was lost with its worker) is enqueued again by the sweeper; replay reopens closed ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.db.repositories import WebhookEventRepository
+from common.queue import Queue, QueueUnavailable
+from common.sync.events import EventOutcome, is_known
+from common.types import EventStatus
+
+__all__ = ["PROCESS_EVENT", "ClaimedEvent", "Inbox", "hand_off"]
+
+log = structlog.get_logger(__name__)
+
+PROCESS_EVENT = "process_webhook_event"
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """A pending event a job is about to process."""
+
+    id: int
+    trace_id: str
+    event_type: str
+    whoop_user_id: int
+    record_id: str
+    received_at: datetime
+    attempts: int
+
+
+class Inbox:
+    """Inbox operations over one session; the caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.events = WebhookEventRepository(session)
+
+    async def record(
+        self, *, trace_id: str, event_type: str, whoop_user_id: int, record_id: str, payload: str
+    ) -> tuple[int | None, EventStatus]:
+        """Record a verified event: (id, status), id None for a duplicate `trace_id`."""
+        status = EventStatus.PENDING if is_known(event_type) else EventStatus.IGNORED
+        event_id = await self.events.record(
+            trace_id=trace_id,
+            event_type=event_type,
+            whoop_user_id=whoop_user_id,
+            record_id=record_id,
+            payload=payload,
+            status=status,
+        )
+        return event_id, status
+
+    async def claim(self, event_id: int) -> ClaimedEvent | None:
+        """Count an attempt on a pending event; None when it is gone or already closed."""
+        event = await self.events.get(event_id)
+        if event is None or event.status != EventStatus.PENDING.value:
+            return None
+        await self.events.start_attempt(event_id)
+        return ClaimedEvent(
+            event.id,
+            event.trace_id,
+            event.event_type,
+            event.whoop_user_id,
+            event.record_id,
+            event.received_at,
+            event.attempts + 1,
+        )
+
+    async def close(self, event_id: int, outcome: EventOutcome) -> None:
+        """Close an event with its outcome (done, ignored with why, failed with the error)."""
+        error = None if outcome.status is EventStatus.DONE else outcome.reason
+        await self.events.finish(event_id, outcome.status, error)
+
+    async def fail(self, event_id: int, error: str) -> None:
+        """Close an event as failed after its last try."""
+        await self.events.finish(event_id, EventStatus.FAILED, error)
+
+    async def postpone(self, event_id: int, error: str) -> None:
+        """Keep the error of an event that will be retried; the sweeper waits a full period again."""
+        await self.events.note_error(event_id, error)
+        await self.events.mark_enqueued([event_id])
+
+    async def due(self, received_before: datetime, limit: int = 500) -> list[int]:
+        """Pending events recorded (and last handed off) before a moment: the sweeper's work."""
+        return [e.id for e in await self.events.unprocessed(received_before, limit=limit)]
+
+    async def reopen(self, *, since: datetime | None, status: EventStatus | None) -> list[int]:
+        """Put recorded events back to pending for a replay; their ids."""
+        ids = [e.id for e in await self.events.for_replay(since=since, status=status)]
+        await self.events.reopen(ids)
+        return ids
+
+
+async def hand_off(
+    queue: Queue, session_factory: async_sessionmaker[AsyncSession], event_ids: Sequence[int]
+) -> int:
+    """Enqueue events and note when; stops at the first queue failure (the sweeper retries later)."""
+    sent: list[int] = []
+    for event_id in event_ids:
+        try:
+            await queue.enqueue(PROCESS_EVENT, event_id)
+        except QueueUnavailable as exc:
+            log.warning("inbox.enqueue_failed", event_id=event_id, error=str(exc))
+            break
+        sent.append(event_id)
+    if sent:
+        try:
+            async with session_factory() as session:
+                await WebhookEventRepository(session).mark_enqueued(sent)
+                await session.commit()
+        except Exception:  # the jobs are queued; a missing mark only makes the sweep earlier
+            log.warning("inbox.mark_enqueued_failed", count=len(sent))
+    return len(sent)

@@ -1,0 +1,155 @@
+"""The webhook receiver: verify, record, enqueue (SPEC §3.3).
+
+Three steps, in this order: the signature over the raw bytes (401 otherwise, nothing recorded), the
+event recorded in the inbox (on conflict of `trace_id` nothing; 503 when it cannot be recorded, so that
+WHOOP delivers it again), and the hand-off to the queue only for a new row. A queue that is down
+costs nothing but time: the event is recorded and the sweeper enqueues it later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import ValidationError
+
+from common.config import Settings
+from common.db.engine import create_session_factory
+from common.http_ops import (
+    error_response,
+    install_error_handlers,
+    ops_router,
+    ping_database,
+    ping_redis,
+)
+from common.metrics import WEBHOOKS
+from common.queue import ArqQueue, arq_redis
+from common.sync.context import engine_for
+from common.sync.inbox import Inbox, hand_off
+from common.types import EventStatus
+from common.whoop.signature import InvalidSignature, verify
+from services.webhook.deps import StateDep, WebhookState
+from services.webhook.schemas import WebhookPayload
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY = 64 * 1024
+PATH = "/webhooks/whoop"
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` (at most limit + 1 bytes are kept)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk[: limit + 1 - len(body)]
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _rejected(status: int, code: str, message: str, outcome: str) -> Response:
+    WEBHOOKS.labels(outcome).inc()
+    log.warning("webhook.rejected", code=code)
+    return error_response(status, code, message)
+
+
+async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> Response:
+    try:
+        async with state.session_factory() as session:
+            event_id, status = await Inbox(session).record(
+                trace_id=payload.trace_id,
+                event_type=payload.type,
+                whoop_user_id=payload.user_id,
+                record_id=payload.id,
+                payload=body.decode(),
+            )
+            await session.commit()
+    except Exception:
+        log.exception("webhook.unrecorded")
+        return _rejected(503, "unavailable", "the event could not be recorded", "unavailable")
+    if event_id is None:
+        WEBHOOKS.labels("duplicate").inc()
+        log.info("webhook.duplicate")
+    else:
+        WEBHOOKS.labels("accepted").inc()
+        log.info("webhook.recorded", event_id=event_id, status=status.value)
+        if status is EventStatus.PENDING and state.queue is not None:
+            await hand_off(state.queue, state.session_factory, [event_id])
+    return Response(status_code=204)
+
+
+async def receive(request: Request, state: StateDep) -> Response:
+    """`POST /webhooks/whoop`: 204 for every verified event, new or not."""
+    body = await _read_limited(request, MAX_BODY)
+    if body is None:
+        return _rejected(413, "payload_too_large", "body over 64 KiB", "invalid")
+    try:
+        verify(
+            state.secret,
+            request.headers.get("x-whoop-signature-timestamp"),
+            body,
+            request.headers.get("x-whoop-signature"),
+            tolerance_seconds=state.tolerance_seconds,
+        )
+    except InvalidSignature as exc:
+        log.warning("webhook.signature_refused", failure=exc.failure.value)
+        return _rejected(401, "invalid_signature", "missing or invalid signature", "rejected")
+    try:
+        payload = WebhookPayload.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return _rejected(400, "invalid_payload", f"{where}: {first['msg']}", "invalid")
+    with structlog.contextvars.bound_contextvars(
+        trace_id=payload.trace_id, user_id=payload.user_id, event_type=payload.type
+    ):
+        return await _record(state, payload, body)
+
+
+def webhook_router() -> APIRouter:
+    """The webhook route alone, for `serve` to mount next to the API (it sets `app.state.webhook`)."""
+    router = APIRouter()
+    router.add_api_route(PATH, receive, methods=["POST"], status_code=204, response_class=Response)
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The webhook process: its route, `/healthz`, `/readyz`, `/metrics`."""
+    settings.require("whoop_client_secret")
+    assert settings.whoop_client_secret is not None  # checked by require()
+    secret = settings.whoop_client_secret.get_secret_value().encode()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_for(settings)
+        redis = arq_redis(settings.redis_url) if settings.redis_url else None
+        app.state.redis = redis
+        app.state.webhook = WebhookState(
+            secret=secret,
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            queue=ArqQueue(redis, timeout=1.0) if redis is not None else None,
+        )
+        if redis is None:
+            log.warning("webhook.no_queue", hint="events wait for the sweeper of a serve process")
+        try:
+            yield
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="whoop-sync webhook", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    checks = {"database": lambda r: ping_database(r.app.state.webhook.engine)}
+    if settings.redis_url:
+        checks["redis"] = lambda r: ping_redis(r.app.state.redis)
+    app.include_router(ops_router(checks))
+    app.include_router(webhook_router())
+    return app

@@ -1,0 +1,27 @@
+"""`whoop-sync webhook [--host H] [--port P]`: the webhook receiver under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where to listen."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8002, help="port (default: 8002)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Serve the webhook receiver until interrupted."""
+    # Imported here so that other subcommands never load FastAPI.
+    import uvicorn
+
+    from common.config import get_settings
+    from common.logging import configure_logging
+    from services.webhook.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    return 0
