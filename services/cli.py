@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("services.simulator.main", "a local WHOOP stand-in: v2 API, OAuth, webhooks"),
     "api": ("services.api.command", "read API, connect flow and sync status"),
     "dev-token": ("services.commands.dev_token", "print a bearer token for a user (local testing)"),
+    "webhook": ("services.webhook.command", "receive WHOOP webhooks: verify, record, enqueue"),
+    "worker": ("services.worker.command", "arq worker: sync jobs, reconciliation, token refresh"),
+    "replay": ("services.commands.replay", "enqueue recorded webhook events again"),
 }
 
 

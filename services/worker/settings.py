@@ -1,0 +1,59 @@
+"""arq worker settings: the job functions, the crons, and the job context built on startup.
+
+`on_startup` builds one SyncContext (engine, sessions, httpx client, WHOOP client, limiter, locks,
+cipher, OAuth) over arq's own Redis connection; `on_shutdown` closes it. Jobs find it in `ctx["sync"]`
+and the queue to hand work on to in `ctx["queue"]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from common.config import Settings, get_settings
+from common.queue import ArqQueue
+from common.sync.context import build_context
+from services.worker.crons import cron_jobs
+from services.worker.jobs import functions
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    """Build the job context over arq's Redis connection."""
+    settings: Settings = ctx.get("settings") or get_settings()
+    ctx["sync"] = await build_context(settings, redis=ctx["redis"])
+    ctx["queue"] = ArqQueue(ctx["redis"])
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    """Close what on_startup built."""
+    if "sync" in ctx:
+        await ctx["sync"].close()
+
+
+class WorkerSettings:
+    """For `arq services.worker.settings.WorkerSettings`; `whoop-sync worker` adds Redis and crons."""
+
+    functions = functions()
+    on_startup = on_startup
+    on_shutdown = on_shutdown
+    max_jobs = 20
+    handle_signals = True
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    """An arq Worker for these settings (tests pass `burst=True`, `handle_signals=False`, …)."""
+    settings.require("redis_url")
+    assert settings.redis_url is not None  # checked by require()
+    options: dict[str, Any] = {
+        "functions": functions(),
+        "cron_jobs": cron_jobs(settings),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "ctx": {"settings": settings},
+        "max_jobs": WorkerSettings.max_jobs,
+        "handle_signals": True,
+    }
+    return Worker(**(options | overrides))
