@@ -1,0 +1,129 @@
+"""The api process: read API, connect flow and sync status (SPEC §3.1, §3.2).
+
+`create_app(settings)` is the standalone app. `serve` mounts the same parts next to the webhook's:
+`install_api(app)` adds the routers and the error form, and `build_api_state(settings, ctx)` builds
+`app.state.api` from the shared context inside its own lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import structlog
+from arq.connections import ArqRedis
+from fastapi import FastAPI, Request
+
+from common.auth import TokenVerifier
+from common.config import Settings
+from common.http_ops import Check, ops_router, ping_database, ping_redis
+from common.queue import ArqQueue, Queue
+from common.sync.context import SyncContext, build_context
+from services.api.deps import ApiState
+from services.api.errors import install_error_handlers
+from services.api.reads import SmartReader
+from services.api.routes import smart, whoop
+
+log = structlog.get_logger()
+
+DESCRIPTION = (
+    "WHOOP data (recovery, sleep, cycle, workout) served from a cache kept fresh by webhooks, "
+    "with a per-type staleness threshold and `force_refresh` as the safety net. Every error is "
+    '`{"status": "error", "error": {"code", "message"}}`.'
+)
+
+
+class BackgroundBackfill:
+    """Runs `backfill_user` in a task of this process when no queue is given (api without Redis)."""
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
+        """Start the backfill of a user now; other jobs are the worker's."""
+        if job_name != "backfill_user":
+            raise ValueError(f"{job_name} needs a queue")
+        task = asyncio.create_task(self._backfill(uuid.UUID(str(args[0]))))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _backfill(self, user_id: uuid.UUID) -> None:
+        try:
+            async with self.ctx.session_factory() as session:
+                await self.ctx.service(session).backfill(user_id)
+        except Exception:
+            log.exception("backfill.failed", user_id=str(user_id))
+
+    async def close(self) -> None:
+        """Cancel backfills still running (the reconciliation sweep finishes the job later)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def build_api_state(settings: Settings, ctx: SyncContext, queue: Queue | None = None) -> ApiState:
+    """The api's state over the shared context; `queue` defaults to arq on the context's Redis."""
+    if queue is None:
+        queue = ArqQueue(cast(ArqRedis, ctx.redis)) if ctx.redis else BackgroundBackfill(ctx)
+    return ApiState(
+        settings=settings,
+        session_factory=ctx.session_factory,
+        verifier=TokenVerifier(settings, ctx.http),
+        reader=SmartReader(ctx.session_factory, settings, ctx.locks, ctx.service),
+        whoop=ctx.whoop,
+        oauth=ctx.oauth,
+        cipher=ctx.cipher,
+        tokens=ctx.tokens,
+        queue=queue,
+    )
+
+
+def install_api(app: FastAPI) -> None:
+    """Add the api's routers and the error form to an app (standalone or `serve`)."""
+    install_error_handlers(app)
+    app.include_router(smart.router)
+    app.include_router(whoop.router)
+
+
+async def _database(request: Request) -> None:
+    await ping_database(request.app.state.context.engine)
+
+
+async def _redis(request: Request) -> None:
+    await ping_redis(request.app.state.context.redis)
+
+
+def readiness_checks(settings: Settings) -> dict[str, Check]:
+    """What `/readyz` asks: the database, and Redis when configured."""
+    checks: dict[str, Check] = {"database": _database}
+    if settings.redis_url:
+        checks["redis"] = _redis
+    return checks
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The standalone api app; its lifespan opens the shared context and closes it on the way out."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await build_context(settings)
+        state: ApiState | None = None
+        try:
+            state = build_api_state(settings, ctx)
+            app.state.context, app.state.api = ctx, state
+            yield
+        finally:
+            if state is not None and isinstance(state.queue, BackgroundBackfill):
+                await state.queue.close()
+            await ctx.close()
+
+    app = FastAPI(
+        title="whoop-sync api", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    install_api(app)
+    app.include_router(ops_router(readiness_checks(settings)))
+    return app

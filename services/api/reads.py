@@ -1,0 +1,241 @@
+"""The smart read: cache when fresh enough, else one shared sync with WHOOP, else the stale cache.
+
+A fresh read is two queries (connection joined with the sync log, then the records) and a string
+splice of the stored JSON texts; it makes no upstream call and takes no lock. A refresh is shared:
+concurrent readers of one user, type and window in this process await one task, and across
+processes a lock per user and type lets the next holder reuse a sync that finished after it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.config import Settings
+from common.db.repositories import RecordRepository, SyncLogRepository
+from common.db.repositories.read_state import ReadState, ReadStateRepository
+from common.db.types import utcnow
+from common.locks import Locks
+from common.metrics import READS
+from common.ratelimit import Priority
+from common.sync.service import SyncService
+from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
+from common.whoop.errors import WhoopError, WhoopReauthorizationRequired
+from services.api.errors import ApiError
+from services.api.schemas import NOTE_API, NOTE_CACHE, WARNING_STALE
+
+log = structlog.get_logger()
+
+FlightKey = tuple[uuid.UUID, DataType, datetime | None, datetime | None, int]
+
+
+@dataclass(frozen=True)
+class ReadQuery:
+    """One read request, validated."""
+
+    data_type: DataType
+    limit: int = 30
+    start: datetime | None = None
+    end: datetime | None = None
+    force_refresh: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered answer: status code, JSON bytes, and the source for the metric."""
+
+    status_code: int
+    body: bytes
+    source: str
+
+
+def render(status: str, records: list[str], metadata: dict[str, Any]) -> bytes:
+    """The answer bytes: stored JSON texts spliced in as they are, metadata encoded by orjson."""
+    return b"".join(
+        (
+            b'{"status":',
+            orjson.dumps(status),
+            b',"data":[',
+            ",".join(records).encode(),
+            b'],"metadata":',
+            orjson.dumps(metadata),
+            b"}",
+        )
+    )
+
+
+def render_error(code: str, message: str) -> bytes:
+    """An error-form body."""
+    return orjson.dumps({"status": "error", "error": {"code": code, "message": message}})
+
+
+def age_of(moment: datetime, now: datetime) -> tuple[int, float]:
+    """Seconds (whole) and hours (two decimals) since `moment`, never negative."""
+    seconds = max(0.0, (now - moment).total_seconds())
+    return int(seconds), round(seconds / 3600, 2)
+
+
+class SmartReader:
+    """Answers `GET /api/v1/smart/{type}`; one per process, it owns the in-process flights."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        locks: Locks,
+        make_syncer: Callable[[AsyncSession], SyncService],
+        lock_timeout: float = 120.0,
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.locks = locks
+        self.make_syncer = make_syncer
+        self.lock_timeout = lock_timeout
+        self._flights: dict[FlightKey, asyncio.Task[Answer]] = {}
+
+    async def read(self, user_id: uuid.UUID, query: ReadQuery) -> Answer:
+        """The answer for one read: cache, whoop_api, stale_cache, or an error form."""
+        async with self.session_factory() as session:
+            state = await ReadStateRepository(session).get(user_id, query.data_type)
+            if state is None or state.connection_status is ConnectionStatus.REVOKED:
+                raise ApiError(404, "not_connected", "No WHOOP account is connected for this user")
+            if not query.force_refresh:
+                cached = await self._from_cache(session, user_id, query, state)
+                if cached is not None:
+                    return cached
+        answer = await self._shared_refresh(user_id, query, state)
+        READS.labels(query.data_type.value, answer.source).inc()
+        return answer
+
+    async def _from_cache(
+        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, state: ReadState
+    ) -> Answer | None:
+        threshold = self.settings.threshold_seconds(query.data_type)
+        now = utcnow()
+        if state.last_sync_at is None or (now - state.last_sync_at).total_seconds() >= threshold:
+            return None
+        records = await RecordRepository(session, query.data_type).read_json(
+            user_id, limit=query.limit, start=query.start, end=query.end
+        )
+        seconds, hours = age_of(state.last_sync_at, now)
+        metadata = {
+            "source": "cache",
+            "record_count": len(records),
+            "last_sync_at": state.last_sync_at,
+            "time_since_sync_seconds": seconds,
+            "time_since_sync_hours": hours,
+            "threshold_seconds": threshold,
+            "cached_enough": True,
+            "note": NOTE_CACHE,
+        }
+        READS.labels(query.data_type.value, "cache").inc()
+        return Answer(200, render("success", records, metadata), "cache")
+
+    async def _shared_refresh(
+        self, user_id: uuid.UUID, query: ReadQuery, state: ReadState
+    ) -> Answer:
+        key: FlightKey = (user_id, query.data_type, query.start, query.end, query.limit)
+        task = self._flights.get(key)
+        if task is None:
+            # A task of its own, so that a reader who hangs up does not cancel the others' fetch.
+            task = asyncio.create_task(self._refresh(user_id, query, state, utcnow()))
+            self._flights[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: FlightKey, task: asyncio.Task[Answer]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+
+    async def _refresh(
+        self, user_id: uuid.UUID, query: ReadQuery, state: ReadState, arrived: datetime
+    ) -> Answer:
+        if state.connection_status is ConnectionStatus.REAUTHORIZATION_REQUIRED:
+            async with self.session_factory() as session:
+                reason = WhoopReauthorizationRequired().reason
+                return await self._fallback(session, user_id, query, reason)
+        name = f"refresh:{user_id}:{query.data_type.value}"
+        async with (
+            self.locks.lock(name, timeout=self.lock_timeout),
+            self.session_factory() as session,
+        ):
+            synced_at = await self._completed_since(session, user_id, query.data_type, arrived)
+            if synced_at is None:
+                synced_at, error = await self._sync(session, user_id, query)
+                if error is not None:
+                    return await self._fallback(session, user_id, query, error)
+            records = await RecordRepository(session, query.data_type).read_json(
+                user_id, limit=query.limit, start=query.start, end=query.end
+            )
+        metadata = {
+            "source": "whoop_api",
+            "record_count": len(records),
+            "synced_at": synced_at,
+            "note": NOTE_API,
+        }
+        return Answer(200, render("success", records, metadata), "whoop_api")
+
+    async def _completed_since(
+        self, session: AsyncSession, user_id: uuid.UUID, data_type: DataType, arrived: datetime
+    ) -> datetime | None:
+        """When another holder of the lock synced successfully after we arrived, its sync time."""
+        entry = await SyncLogRepository(session).get(user_id, data_type)
+        if entry is None or entry.sync_status != SyncStatus.SUCCESS.value:
+            return None
+        if entry.last_sync_at is None or entry.updated_at < arrived:
+            return None
+        log.info("read.sync_reused", user_id=str(user_id), data_type=data_type.value)
+        return entry.last_sync_at
+
+    async def _sync(
+        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery
+    ) -> tuple[datetime, str | None]:
+        trigger = Trigger.FORCE_REFRESH if query.force_refresh else Trigger.READ
+        log.info("read.syncing", user_id=str(user_id), data_type=query.data_type.value)
+        try:
+            result = await self.make_syncer(session).sync_collection(
+                user_id,
+                query.data_type,
+                trigger=trigger,
+                start=query.start,
+                end=query.end,
+                limit=query.limit,
+                priority=Priority.INTERACTIVE,
+            )
+        except WhoopError as exc:  # the service promises not to raise these; stay safe anyway
+            await session.rollback()
+            return utcnow(), exc.reason
+        await session.commit()
+        return result.synced_at, None if result.error is None else result.error.reason
+
+    async def _fallback(
+        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, reason: str
+    ) -> Answer:
+        records = await RecordRepository(session, query.data_type).read_json(
+            user_id, limit=query.limit, start=query.start, end=query.end
+        )
+        log.warning(
+            "read.stale_cache",
+            user_id=str(user_id),
+            data_type=query.data_type.value,
+            error=reason,
+            records=len(records),
+        )
+        if not records:
+            message = f"WHOOP sync failed and nothing is cached: {reason}"
+            return Answer(502, render_error("whoop_unavailable", message), "error")
+        metadata = {
+            "source": "stale_cache",
+            "record_count": len(records),
+            "warning": WARNING_STALE,
+            "error": reason,
+        }
+        return Answer(200, render("success_with_warning", records, metadata), "stale_cache")

@@ -1,0 +1,250 @@
+"""Response shapes of the api, as the guide writes them, for the OpenAPI document.
+
+Answers are rendered with orjson (timestamps as `2025-11-21T15:04:32.192399+00:00`, as in the guide);
+these models describe them, and the tests validate real answers against the generated schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.types import ConnectionStatus, SyncStatus
+
+NOTE_CACHE = "✓ Using cached data (fresh enough)"
+NOTE_API = "✓ Fresh data from WHOOP API"
+WARNING_STALE = "Using stale cached data due to sync failure"
+
+RECOVERY_EXAMPLE: dict[str, Any] = {
+    "cycle_id": 93845,
+    "sleep_id": "123e4567-e89b-12d3-a456-426614174000",
+    "user_id": 10129,
+    "created_at": "2022-04-24T11:25:44.774Z",
+    "updated_at": "2022-04-24T14:25:44.774Z",
+    "score_state": "SCORED",
+    "score": {
+        "user_calibrating": False,
+        "recovery_score": 44.0,
+        "resting_heart_rate": 64.0,
+        "hrv_rmssd_milli": 31.813562,
+        "spo2_percentage": 95.6875,
+        "skin_temp_celsius": 33.7,
+    },
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code and a readable message."""
+
+    code: str = Field(examples=["not_connected"])
+    message: str = Field(examples=["No WHOOP account is connected for this user"])
+
+
+class ErrorResponse(BaseModel):
+    """The one error form of every endpoint."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "error",
+                "error": {"code": "not_connected", "message": "No WHOOP account is connected"},
+            }
+        }
+    )
+
+    status: Literal["error"]
+    error: ErrorDetail
+
+
+class CacheMetadata(BaseModel):
+    """The cache answered: the last successful sync is younger than the type's threshold."""
+
+    source: Literal["cache"]
+    record_count: int
+    last_sync_at: datetime
+    time_since_sync_seconds: int
+    time_since_sync_hours: float
+    threshold_seconds: int
+    cached_enough: Literal[True]
+    note: Literal["✓ Using cached data (fresh enough)"]
+
+
+class WhoopApiMetadata(BaseModel):
+    """WHOOP was asked (stale, never synced or force_refresh); the answer is read from the cache after the upsert."""
+
+    source: Literal["whoop_api"]
+    record_count: int
+    synced_at: datetime
+    note: Literal["✓ Fresh data from WHOOP API"]
+
+
+class StaleCacheMetadata(BaseModel):
+    """WHOOP failed; the cache answered with what it had."""
+
+    source: Literal["stale_cache"]
+    record_count: int
+    warning: Literal["Using stale cached data due to sync failure"]
+    error: str
+
+
+class SmartResponse(BaseModel):
+    """Records of one type, newest first, each the WHOOP v2 object as WHOOP returned it."""
+
+    status: Literal["success", "success_with_warning"]
+    data: list[dict[str, Any]]
+    metadata: CacheMetadata | WhoopApiMetadata | StaleCacheMetadata = Field(discriminator="source")
+
+
+SMART_EXAMPLES: dict[str, Any] = {
+    "cache": {
+        "summary": "Fresh enough: served from the cache",
+        "value": {
+            "status": "success",
+            "data": [RECOVERY_EXAMPLE],
+            "metadata": {
+                "source": "cache",
+                "record_count": 1,
+                "last_sync_at": "2025-11-21T15:04:32.192399+00:00",
+                "time_since_sync_seconds": 3600,
+                "time_since_sync_hours": 1.0,
+                "threshold_seconds": 7200,
+                "cached_enough": True,
+                "note": NOTE_CACHE,
+            },
+        },
+    },
+    "whoop_api": {
+        "summary": "Stale, never synced or force_refresh: synced from WHOOP",
+        "value": {
+            "status": "success",
+            "data": [RECOVERY_EXAMPLE],
+            "metadata": {
+                "source": "whoop_api",
+                "record_count": 1,
+                "synced_at": "2025-11-21T16:04:32.192399+00:00",
+                "note": NOTE_API,
+            },
+        },
+    },
+    "stale_cache": {
+        "summary": "WHOOP failed: stale cache with a warning",
+        "value": {
+            "status": "success_with_warning",
+            "data": [RECOVERY_EXAMPLE],
+            "metadata": {
+                "source": "stale_cache",
+                "record_count": 1,
+                "warning": WARNING_STALE,
+                "error": "Connection timeout from WHOOP API",
+            },
+        },
+    },
+}
+
+
+class TypeSyncStatus(BaseModel):
+    """The sync state of one data type."""
+
+    last_sync_at: datetime | None
+    sync_status: SyncStatus
+    records_synced: int
+    time_since_sync_seconds: int | None
+    time_since_sync_hours: float | None
+    threshold_seconds: int
+    threshold_hours: float
+    needs_sync: bool
+    error_message: str | None
+
+
+class SyncStatusResponse(BaseModel):
+    """The sync state of every data type of the user."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user_id": "a57f70b4-d0a4-4aef-b721-a4b526f64869",
+                "sync_status": {
+                    name: {
+                        "last_sync_at": "2025-11-21T15:04:32.192399+00:00",
+                        "sync_status": "success",
+                        "records_synced": 1,
+                        "time_since_sync_seconds": 3600,
+                        "time_since_sync_hours": 1.0,
+                        "threshold_seconds": threshold,
+                        "threshold_hours": threshold / 3600,
+                        "needs_sync": threshold <= 3600,
+                        "error_message": None,
+                    }
+                    for name, threshold in (
+                        ("recovery", 7200),
+                        ("sleep", 7200),
+                        ("cycle", 7200),
+                        ("workout", 3600),
+                    )
+                },
+                "check_timestamp": "2025-11-21T16:04:32.192399+00:00",
+            }
+        }
+    )
+
+    user_id: str
+    sync_status: dict[str, TypeSyncStatus]
+    check_timestamp: datetime
+
+
+class ConnectResponse(BaseModel):
+    """Where to send the user to authorize WHOOP, and the state that comes back."""
+
+    authorization_url: str = Field(
+        examples=[
+            "https://api.prod.whoop.com/oauth/oauth2/auth?client_id=abc&redirect_uri=https%3A%2F%2F"
+            "app.example.com%2Fapi%2Fv1%2Fwhoop%2Fcallback&response_type=code&scope=read%3Arecovery"
+            "+offline&state=Xk3b9QaZ"
+        ]
+    )
+    state: str = Field(examples=["Xk3b9QaZ"], min_length=8, max_length=8)
+
+
+class CallbackResponse(BaseModel):
+    """The WHOOP account is connected; the backfill has started."""
+
+    status: Literal["connected"]
+    whoop_user_id: int = Field(examples=[10129])
+
+
+class ConnectionResponse(BaseModel):
+    """The state of the user's WHOOP connection."""
+
+    connected: bool = Field(examples=[True])
+    whoop_user_id: int = Field(examples=[10129])
+    scopes: list[str] = Field(examples=[["read:recovery", "read:sleep", "offline"]])
+    status: ConnectionStatus = Field(examples=["active"])
+
+
+class DisconnectResponse(BaseModel):
+    """The connection is revoked; `purged` says whether the cached data went too."""
+
+    status: Literal["revoked"]
+    revoked_at_whoop: bool = Field(examples=[True])
+    purged: bool = Field(examples=[False])
+
+
+def error_example(code: str, message: str) -> dict[str, Any]:
+    """An OpenAPI response entry in the error form."""
+    return {
+        "model": ErrorResponse,
+        "description": message,
+        "content": {
+            "application/json": {
+                "example": {"status": "error", "error": {"code": code, "message": message}}
+            }
+        },
+    }
+
+
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: error_example("unauthorized", "Missing or invalid bearer token")}
+VALIDATION: Responses = {422: error_example("validation_error", "query.limit: must be at most 100")}
+NOT_CONNECTED: Responses = {404: error_example("not_connected", "No WHOOP account is connected")}
