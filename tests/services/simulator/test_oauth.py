@@ -16,13 +16,15 @@ async def test_authorize_redirects_with_code_and_state_for_login_hint(
 ) -> None:
     user_id = list(sim.world.profiles)[2]
     redirect = await authorize(client, login_hint=str(user_id))
-    assert redirect["state"] == ["abcdefgh"] and redirect["code"]
+    assert redirect["state"] == ["abcdefgh"]
+    assert redirect["code"]
     response = await token(
         client, grant_type="authorization_code", code=redirect["code"][0], redirect_uri=REDIRECT
     )
     body = response.json()
     assert set(body) == {"access_token", "refresh_token", "expires_in", "scope", "token_type"}
-    assert body["token_type"] == "bearer" and body["scope"] == SCOPE
+    assert body["token_type"] == "bearer"
+    assert body["scope"] == SCOPE
     profile = await client.get(PROFILE, headers=bearer(body))
     assert profile.json()["user_id"] == user_id
     assert user_id in sim.world.connected
@@ -44,7 +46,8 @@ async def test_code_is_single_use(client: httpx.AsyncClient) -> None:
     first = await token(client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
     again = await token(client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
     assert first.status_code == 200
-    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
 
 
 async def test_refresh_rotates_and_a_spent_refresh_token_is_invalid_grant(
@@ -56,7 +59,8 @@ async def test_refresh_rotates_and_a_spent_refresh_token_is_invalid_grant(
     ).json()
     assert second["refresh_token"] != first["refresh_token"]
     spent = await token(client, grant_type="refresh_token", refresh_token=first["refresh_token"])
-    assert spent.status_code == 400 and spent.json()["error"] == "invalid_grant"
+    assert spent.status_code == 400
+    assert spent.json()["error"] == "invalid_grant"
     third = await token(client, grant_type="refresh_token", refresh_token=second["refresh_token"])
     assert third.status_code == 200
     assert (await client.get(PROFILE, headers=bearer(third.json()))).status_code == 200
@@ -110,7 +114,8 @@ async def test_denial_by_hint_or_control(client: httpx.AsyncClient) -> None:
     assert (await authorize(client, login_hint="deny"))["error"] == ["access_denied"]
     await client.post("/_sim/oauth/deny", json={"count": 1})
     denied = await authorize(client)
-    assert denied["error"] == ["access_denied"] and denied["state"] == ["abcdefgh"]
+    assert denied["error"] == ["access_denied"]
+    assert denied["state"] == ["abcdefgh"]
     assert "code" in await authorize(client)
 
 
@@ -119,7 +124,8 @@ async def test_wrong_client_credentials_are_invalid_client(client: httpx.AsyncCl
     response = await token(
         client, grant_type="authorization_code", code=code, client_secret="wrong"
     )
-    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
     bad_id = await client.get(
         "/oauth/oauth2/auth", params={"client_id": "x", "redirect_uri": REDIRECT}
     )

@@ -49,12 +49,14 @@ async def test_pages_walk_everything_newest_first_without_repeats(
     times = [_time(path, r, sleeps) for r in records]
     assert times == sorted(times, reverse=True)
     keys = [r.get("id", r.get("cycle_id")) for r in records]
-    assert len(keys) == len(set(keys)) and len(keys) > 7
+    assert len(keys) == len(set(keys))
+    assert len(keys) > 7
 
 
 async def test_limit_defaults_to_ten(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     page = (await client.get("/developer/v2/cycle", headers=headers)).json()
-    assert len(page["records"]) == 10 and "next_token" in page
+    assert len(page["records"]) == 10
+    assert "next_token" in page
 
 
 @pytest.mark.parametrize(
@@ -102,7 +104,8 @@ async def test_current_cycle_has_no_end_and_ids_are_int64(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     cycles = await _all(client, "/v2/cycle", headers, limit="25")
-    assert "end" not in cycles[0] and all("end" in c for c in cycles[1:])
+    assert "end" not in cycles[0]
+    assert all("end" in c for c in cycles[1:])
     assert all(c["id"] > 2**31 for c in cycles)
 
 

@@ -36,7 +36,8 @@ async def test_headers_count_down_then_429_until_the_window_resets(
         assert response.headers["X-RateLimit-Limit"].startswith("5")
     assert seen == [(200, "4"), (200, "3"), (200, "2"), (200, "1"), (200, "0"), (429, "0")]
     counters = (await client.get("/_sim/counters")).json()
-    assert counters["rate_limited"] == 1 and counters["max_per_minute"] == 6
+    assert counters["rate_limited"] == 1
+    assert counters["max_per_minute"] == 6
     await client.post("/_sim/clock", json={"seconds": 60})
     assert (await client.get("/developer/v2/cycle", headers=a)).status_code == 200
 
@@ -50,7 +51,8 @@ async def test_daily_budget_caps_across_minutes(client: httpx.AsyncClient) -> No
             for _ in range(4)
         ]
         await client.post("/_sim/clock", json={"seconds": 60})
-    assert statuses.count(200) == 8 and statuses[-4:] == [429] * 4
+    assert statuses.count(200) == 8
+    assert statuses[-4:] == [429] * 4
 
 
 async def test_oauth_and_control_calls_spend_no_budget(client: httpx.AsyncClient) -> None:
@@ -60,4 +62,5 @@ async def test_oauth_and_control_calls_spend_no_budget(client: httpx.AsyncClient
         await client.get("/_sim/users")
     headers = bearer(await connect(client))
     response = await client.get("/developer/v2/user/measurement/body", headers=headers)
-    assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"] == "4"
+    assert response.status_code == 200
+    assert response.headers["X-RateLimit-Remaining"] == "4"

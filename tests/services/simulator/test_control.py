@@ -1,0 +1,75 @@
+"""The control API: members, clock, and creating, modifying and deleting records."""
+
+from __future__ import annotations
+
+import httpx
+
+from services.simulator.clock import parse_ms
+from services.simulator.state import Simulator
+from tests.services.simulator.conftest import bearer, connect
+from tests.whoop_openapi import validate
+
+
+async def test_users_lists_every_member_with_email_and_connection(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    await connect(client)
+    users = (await client.get("/_sim/users")).json()["users"]
+    assert [u["user_id"] for u in users] == list(sim.world.profiles)
+    assert all("@" in u["email"] for u in users)
+    assert [u["connected"] for u in users] == [True, False, False, False]
+
+
+async def test_clock_advances(client: httpx.AsyncClient) -> None:
+    before = parse_ms((await client.get("/_sim/clock")).json()["now"])
+    after = parse_ms((await client.post("/_sim/clock", json={"seconds": 7200})).json()["now"])
+    assert after - before >= 7_200_000
+    assert (await client.post("/_sim/clock", json={"seconds": -1})).status_code == 400
+
+
+async def test_create_modify_delete_a_workout(client: httpx.AsyncClient, sim: Simulator) -> None:
+    headers = bearer(await connect(client))
+    user_id = next(iter(sim.world.connected))
+    base = f"/_sim/users/{user_id}/workout"
+    created = await client.post(base, json={"sport_name": "rowing", "score_state": "PENDING_SCORE"})
+    assert created.status_code == 201
+    record = created.json()["record"]
+    validate(record, "WorkoutV2")
+    assert created.json()["webhook"]["type"] == "workout.updated"
+    public = await client.get(f"/developer/v2/activity/workout/{record['id']}", headers=headers)
+    assert public.json() == record
+    patched = (await client.patch(f"{base}/{record['id']}", json={"score_state": "SCORED"})).json()
+    validate(patched["record"], "WorkoutV2")
+    assert "score" in patched["record"]
+    assert parse_ms(patched["record"]["updated_at"]) > parse_ms(record["updated_at"])
+    gone = await client.delete(f"{base}/{record['id']}?webhook=false")
+    assert gone.json()["webhook"] is None
+    assert (await client.get(f"{base}/{record['id']}")).status_code == 404
+
+
+async def test_create_sleep_and_recovery_then_delete_the_sleep(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    user_id = next(iter(sim.world.profiles))
+    sleep = (await client.post(f"/_sim/users/{user_id}/sleep", json={"nap": True})).json()["record"]
+    validate(sleep, "Sleep")
+    assert sleep["nap"] is True
+    response = await client.post(f"/_sim/users/{user_id}/recovery", json={"sleep_id": sleep["id"]})
+    recovery = response.json()["record"]
+    validate(recovery, "Recovery")
+    assert recovery["cycle_id"] == sleep["cycle_id"]
+    assert response.json()["webhook"] is None, "the member is not connected"
+    await client.delete(f"/_sim/users/{user_id}/sleep/{sleep['id']}")
+    assert (
+        await client.get(f"/_sim/users/{user_id}/recovery/{sleep['cycle_id']}")
+    ).status_code == 404
+
+
+async def test_record_endpoints_refuse_unknown_targets(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    user_id = next(iter(sim.world.profiles))
+    assert (await client.post("/_sim/users/1/workout", json={})).status_code == 404
+    assert (await client.post(f"/_sim/users/{user_id}/steps", json={})).status_code == 404
+    assert (await client.post(f"/_sim/users/{user_id}/recovery", json={})).status_code == 400
+    assert (await client.post(f"/_sim/users/{user_id}/cycle", content=b"nope")).status_code == 400
