@@ -191,7 +191,9 @@ def _wait_in(log: deque[float], cap: int, window: float, now: float) -> float:
 
 
 # KEYS: minute log, day log, block (everyone), block (background)
-# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day
+# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day,
+#       minute horizon, day horizon (computed in Python: Lua would print numbers with 14 digits,
+#       which at today's epoch rounds away the sub-millisecond part of a window boundary)
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local function wait_in(key, cap, window)
@@ -200,8 +202,8 @@ local function wait_in(key, cap, window)
   local entry = redis.call('ZRANGE', key, count - cap, count - cap, 'WITHSCORES')
   return tonumber(entry[2]) + window - now
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[10])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[11])
 local wait = tonumber(redis.call('GET', KEYS[3]) or '0') - now
 if ARGV[7] == '1' then
   wait = math.max(wait, tonumber(redis.call('GET', KEYS[4]) or '0') - now)
@@ -253,6 +255,7 @@ class RedisRateLimiter(_BaseLimiter):
         background = "1" if priority is Priority.BACKGROUND else "0"
         args: list[str | float | int] = [repr(now), self.window, self.day_window, minute_cap]
         args += [day_cap, member, background, self.per_minute, self.per_day]
+        args += [repr(now - self.window), repr(now - self.day_window)]
         wait, minute_left, day_left = await self._acquire(keys=self._keys, args=args)
         return float(wait), int(minute_left), int(day_left)
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import httpx
 import structlog
@@ -234,6 +235,18 @@ class UserClient:
     def __init__(self, client: WhoopClient, tokens: TokenSource, priority: Priority) -> None:
         self.client, self.tokens, self.priority = client, tokens, priority
 
+    @overload
+    async def fetch(self, data_type: Literal[DataType.CYCLE], key: int) -> Cycle: ...
+    @overload
+    async def fetch(self, data_type: Literal[DataType.SLEEP], key: uuid.UUID | str) -> Sleep: ...
+    @overload
+    async def fetch(
+        self, data_type: Literal[DataType.WORKOUT], key: uuid.UUID | str
+    ) -> Workout: ...
+    @overload
+    async def fetch(self, data_type: Literal[DataType.RECOVERY], key: int) -> Recovery: ...
+    @overload
+    async def fetch(self, data_type: DataType, key: Any) -> WhoopModel: ...
     async def fetch(self, data_type: DataType, key: Any) -> WhoopModel:
         """One record by id (a recovery by its cycle id); WhoopNotFound if WHOOP has none."""
         resource = RESOURCES[data_type]
