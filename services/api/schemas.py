@@ -197,6 +197,15 @@ class SyncStatusResponse(BaseModel):
 class ConnectResponse(BaseModel):
     """Where to send the user to authorize WHOOP, and the state that comes back."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "authorization_url": "https://api.prod.whoop.com/oauth/oauth2/auth?client_id=abc&redirect_uri=https%3A%2F%2Fapp.example.com%2Fapi%2Fv1%2Fwhoop%2Fcallback&response_type=code&scope=read%3Arecovery%20read%3Acycles%20read%3Aworkout%20read%3Asleep%20read%3Aprofile%20read%3Abody_measurement%20offline&state=Xk3b9QaZ",
+                "state": "Xk3b9QaZ",
+            }
+        }
+    )
+
     authorization_url: str = Field(
         examples=[
             "https://api.prod.whoop.com/oauth/oauth2/auth?client_id=abc&redirect_uri=https%3A%2F%2F"
@@ -210,12 +219,27 @@ class ConnectResponse(BaseModel):
 class CallbackResponse(BaseModel):
     """The WHOOP account is connected; the backfill has started."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"status": "connected", "whoop_user_id": 10129}}
+    )
+
     status: Literal["connected"]
     whoop_user_id: int = Field(examples=[10129])
 
 
 class ConnectionResponse(BaseModel):
     """The state of the user's WHOOP connection."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "connected": True,
+                "whoop_user_id": 10129,
+                "scopes": ["read:recovery", "read:sleep", "offline"],
+                "status": "active",
+            }
+        }
+    )
 
     connected: bool = Field(examples=[True])
     whoop_user_id: int = Field(examples=[10129])
@@ -225,6 +249,12 @@ class ConnectionResponse(BaseModel):
 
 class DisconnectResponse(BaseModel):
     """The connection is revoked; `purged` says whether the cached data went too."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"status": "revoked", "revoked_at_whoop": True, "purged": False}
+        }
+    )
 
     status: Literal["revoked"]
     revoked_at_whoop: bool = Field(examples=[True])

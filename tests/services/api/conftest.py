@@ -4,7 +4,7 @@ mocked with respx, and helpers that connect users and seed records and sync stat
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,7 @@ def settings(pg_url: str, redis_url: str) -> Settings:
     return make_settings(pg_url, redis_url)
 
 
-async def running(settings: Settings) -> AsyncIterator[FastAPI]:
+async def running(settings: Settings) -> AsyncGenerator[FastAPI, None]:
     """An api app with its lifespan entered (WHOOP retries shortened for the tests)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
