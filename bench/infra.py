@@ -154,14 +154,20 @@ class Cluster:
         return proc
 
     def whoop_sync(
-        self, name: str, command: str, env: Mapping[str, str], http: bool = True
+        self,
+        name: str,
+        command: str,
+        env: Mapping[str, str],
+        http: bool = True,
+        extra_argv: list[str] | None = None,
+        port: int | None = None,
     ) -> Proc:
-        """Start a `whoop-sync <command>` process; HTTP ones get a free port."""
-        port = free_port() if http else None
+        """Start a `whoop-sync <command>` process; HTTP ones get a free port unless given one."""
+        port = (port or free_port()) if http else None
         argv = [str(VENV_BIN / "whoop-sync"), command]
         if http:
             argv += ["--host", "127.0.0.1", "--port", str(port)]
-        return self.start(name, argv, env, port)
+        return self.start(name, argv + (extra_argv or []), env, port)
 
     def uvicorn(self, name: str, app: str, env: Mapping[str, str]) -> Proc:
         """Start a bench baseline app under uvicorn, one worker, like the product's servers."""
@@ -264,6 +270,8 @@ def product_env(database: str, **extra: str | int | float) -> dict[str, str]:
         "WHOOPSYNC_JWT_SECRET": JWT_SECRET,
         "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
         "WHOOPSYNC_LOG_FORMAT": "json",
+        # Overridden where the connect flow runs; the api refuses to start without one.
+        "WHOOPSYNC_WHOOP_REDIRECT_URI": "http://127.0.0.1:9/api/v1/whoop/callback",
     }
     env.update({f"WHOOPSYNC_{k.upper()}": str(v) for k, v in extra.items()})
     return env
