@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from common.db.engine import create_engine
 from common.db.migrate import upgrade_async
+from services.simulator.config import SimConfig
+from services.simulator.server import RunningSim, serve_in_background
 
 PG_ADMIN_DSN = os.environ.get(
     "WHOOPSYNC_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -123,3 +125,26 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture
+def whoop_sim_config() -> SimConfig:
+    """The simulator's configuration for `whoop_sim`; override it in a test module to change it."""
+    return SimConfig(
+        client_id="test-client",
+        client_secret="test-secret",
+        users=5,
+        days=14,
+        seed=7,
+        rate_limit_per_minute=100_000,
+        rate_limit_per_day=1_000_000,
+        webhook_retry_delays=(0.05,) * 5,
+    )
+
+
+@pytest.fixture
+async def whoop_sim(whoop_sim_config: SimConfig) -> AsyncIterator[RunningSim]:
+    """The WHOOP simulator over real HTTP on a free port (`.base_url`, `.api_base_url`,
+    `.oauth_base_url`, `.sim` for its state and control)."""
+    async with serve_in_background(whoop_sim_config) as running:
+        yield running

@@ -27,6 +27,19 @@ async def _wait_healthy(http: httpx.AsyncClient, process: asyncio.subprocess.Pro
                 await asyncio.sleep(0.1)
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGINT, as Ctrl-C would; kill only if it does not exit in time."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        async with asyncio.timeout(10):
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 @pytest.mark.slow
 async def test_sim_command_serves_whoops_paths() -> None:
     port = free_port()
@@ -62,13 +75,5 @@ async def test_sim_command_serves_whoops_paths() -> None:
             assert authorize.status_code == 302
             assert "code=" in authorize.headers["location"]
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        await _stop(process)
     assert process.returncode == 0

@@ -7,8 +7,7 @@ import time
 import httpx
 import pytest
 
-from services.simulator.config import SimConfig
-from services.simulator.server import serve_in_background
+from services.simulator.server import RunningSim
 from tests.services.simulator.conftest import bearer, connect
 
 CYCLES = "/developer/v2/cycle"
@@ -66,11 +65,8 @@ async def test_bad_rules_are_400(client: httpx.AsyncClient) -> None:
         assert (await client.post("/_sim/faults", json=rule)).status_code == 400
 
 
-async def test_timeout_hangs_past_the_client_deadline(sim_config: SimConfig) -> None:
-    async with (
-        serve_in_background(sim_config) as running,
-        httpx.AsyncClient(base_url=running.base_url) as http,
-    ):
+async def test_timeout_hangs_past_the_client_deadline(whoop_sim: RunningSim) -> None:
+    async with httpx.AsyncClient(base_url=whoop_sim.base_url) as http:
         headers = bearer(await connect(http))
         await http.post("/_sim/faults", json={"timeout": True, "hang_seconds": 0.8, "count": 1})
         with pytest.raises(httpx.ReadTimeout):
