@@ -62,10 +62,12 @@ class Inbox:
 
     async def claim(self, event_id: int) -> ClaimedEvent | None:
         """Count an attempt on a pending event; None when it is gone or already closed."""
+        # Write first, then read inside the same write transaction: on SQLite a read that turns
+        # into a write can meet a stale snapshot and fail at once; a first write waits its turn.
+        await self.events.start_attempt(event_id)
         event = await self.events.get(event_id)
         if event is None or event.status != EventStatus.PENDING.value:
             return None
-        await self.events.start_attempt(event_id)
         return ClaimedEvent(
             event.id,
             event.trace_id,
@@ -73,7 +75,7 @@ class Inbox:
             event.whoop_user_id,
             event.record_id,
             event.received_at,
-            event.attempts + 1,
+            event.attempts,
         )
 
     async def close(self, event_id: int, outcome: EventOutcome) -> None:
