@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.simulator import generate as g
-from services.simulator.clock import parse_ms
+from services.simulator.clock import iso, parse_ms
 from services.simulator.gate import error, json_response, read_json, sim_of
 from services.simulator.records import KINDS, Body, UserData
 from services.simulator.scenario import touch
@@ -63,6 +63,8 @@ def _defaults(sim: Simulator, user: UserData, kind: str, given: Body, rng: rando
     state = str(given.get("score_state", "SCORED"))
     if kind == "cycle":
         cid = max((int(k) for k in user.kinds["cycle"]), default=g.CYCLE_ID_BASE) + 1
+        if "end" not in given:
+            _close_open_cycles(user, start, now)
         return g.cycle_body(user, rng, cid, start, end if "end" in given else None)
     if kind == "workout":
         return g.workout_body(user, rng, start, end, state)
@@ -70,10 +72,23 @@ def _defaults(sim: Simulator, user: UserData, kind: str, given: Body, rng: rando
         cycles = sorted(user.kinds["cycle"].values(), key=lambda r: r.key_ms)
         cid = int(given.get("cycle_id") or (cycles[-1].body["id"] if cycles else 0))
         return g.sleep_body(user, rng, cid, start, end, nap=bool(given.get("nap")), state=state)
-    sleep = user.get("sleep", str(given.get("sleep_id")))
+    sleep = user.get("sleep", str(given["sleep_id"])) if "sleep_id" in given else _newest_main(user)
     if sleep is None:
         raise KeyError("a recovery needs the sleep_id of an existing sleep")
     return g.recovery_body(user, rng, sleep, parse_ms(sleep["end"]), state)
+
+
+def _newest_main(user: UserData) -> Body | None:
+    mains = [r for r in user.kinds["sleep"].values() if not r.body["nap"]]
+    return max(mains, key=lambda r: r.key_ms).body if mains else None
+
+
+def _close_open_cycles(user: UserData, at: int, now: int) -> None:
+    """A new current cycle ends the one before it (only one cycle lacks `end`)."""
+    for rec in user.kinds["cycle"].values():
+        if "end" not in rec.body:
+            rec.body["end"] = iso(max(at, rec.key_ms + 1))
+            touch(rec.body, now)
 
 
 async def collection(request: Request) -> Response:

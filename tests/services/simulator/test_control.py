@@ -71,5 +71,20 @@ async def test_record_endpoints_refuse_unknown_targets(
     user_id = next(iter(sim.world.profiles))
     assert (await client.post("/_sim/users/1/workout", json={})).status_code == 404
     assert (await client.post(f"/_sim/users/{user_id}/steps", json={})).status_code == 404
-    assert (await client.post(f"/_sim/users/{user_id}/recovery", json={})).status_code == 400
+    no_sleep = {"sleep_id": "7b5cbb51-7b1c-4b8e-9d8e-6d7f2b1e0a11"}
+    assert (await client.post(f"/_sim/users/{user_id}/recovery", json=no_sleep)).status_code == 400
     assert (await client.post(f"/_sim/users/{user_id}/cycle", content=b"nope")).status_code == 400
+
+
+async def test_a_created_cycle_is_the_only_open_one(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    user_id = next(iter(sim.world.profiles))
+    created = (await client.post(f"/_sim/users/{user_id}/cycle", json={})).json()["record"]
+    validate(created, "Cycle")
+    open_cycles = [
+        r.body for r in sim.world.data(user_id).kinds["cycle"].values() if "end" not in r.body
+    ]
+    assert open_cycles == [created]
+    recovery = (await client.post(f"/_sim/users/{user_id}/recovery", json={})).json()["record"]
+    validate(recovery, "Recovery")
