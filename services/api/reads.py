@@ -23,7 +23,7 @@ from common.config import Settings
 from common.db.repositories import RecordRepository, SyncLogRepository
 from common.db.repositories.read_state import ReadState, ReadStateRepository
 from common.db.types import utcnow
-from common.locks import Locks
+from common.locks import Locks, LockTimeout
 from common.metrics import READS
 from common.ratelimit import Priority
 from common.sync.service import SyncService
@@ -92,13 +92,14 @@ class SmartReader:
         settings: Settings,
         locks: Locks,
         make_syncer: Callable[[AsyncSession], SyncService],
-        lock_timeout: float = 120.0,
+        lock_timeout: float = 60.0,
+        lock_wait: float = 45.0,
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.locks = locks
         self.make_syncer = make_syncer
-        self.lock_timeout = lock_timeout
+        self.lock_timeout, self.lock_wait = lock_timeout, lock_wait
         self._flights: dict[FlightKey, asyncio.Task[Answer]] = {}
 
     async def read(self, user_id: uuid.UUID, query: ReadQuery) -> Answer:
@@ -163,18 +164,29 @@ class SmartReader:
                 reason = WhoopReauthorizationRequired().reason
                 return await self._fallback(session, user_id, query, reason)
         name = f"refresh:{user_id}:{query.data_type.value}"
-        async with (
-            self.locks.lock(name, timeout=self.lock_timeout),
-            self.session_factory() as session,
-        ):
-            synced_at = await self._completed_since(session, user_id, query.data_type, arrived)
-            if synced_at is None:
-                synced_at, error = await self._sync(session, user_id, query)
-                if error is not None:
-                    return await self._fallback(session, user_id, query, error)
-            records = await RecordRepository(session, query.data_type).read_json(
-                user_id, limit=query.limit, start=query.start, end=query.end
-            )
+        try:
+            async with (
+                self.locks.lock(name, timeout=self.lock_timeout, blocking_timeout=self.lock_wait),
+                self.session_factory() as session,
+            ):
+                return await self._refresh_locked(session, user_id, query, arrived)
+        except LockTimeout:
+            async with self.session_factory() as session:
+                reason = "Another refresh of this data took too long"
+                return await self._fallback(session, user_id, query, reason)
+
+    async def _refresh_locked(
+        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, arrived: datetime
+    ) -> Answer:
+        synced_at = await self._completed_since(session, user_id, query.data_type, arrived)
+        await session.commit()  # no read transaction stays open across the WHOOP call
+        if synced_at is None:
+            synced_at, error = await self._sync(session, user_id, query)
+            if error is not None:
+                return await self._fallback(session, user_id, query, error)
+        records = await RecordRepository(session, query.data_type).read_json(
+            user_id, limit=query.limit, start=query.start, end=query.end
+        )
         metadata = {
             "source": "whoop_api",
             "record_count": len(records),

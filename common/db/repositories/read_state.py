@@ -20,7 +20,6 @@ class ReadState:
     connection_status: ConnectionStatus
     last_sync_at: datetime | None
     sync_status: SyncStatus
-    sync_finished_at: datetime | None
 
 
 class ReadStateRepository:
@@ -36,7 +35,6 @@ class ReadStateRepository:
                 WhoopConnection.status,
                 SyncLog.last_sync_at,
                 SyncLog.sync_status,
-                SyncLog.updated_at,
             )
             .select_from(WhoopConnection)
             .outerjoin(
@@ -50,10 +48,9 @@ class ReadStateRepository:
         row = (await self.session.execute(stmt)).first()
         if row is None:
             return None
-        status, last_sync_at, sync_status, finished_at = row
+        status, last_sync_at, sync_status = row
         return ReadState(
             connection_status=ConnectionStatus(status),
             last_sync_at=last_sync_at,
             sync_status=SyncStatus(sync_status or SyncStatus.NEVER_SYNCED),
-            sync_finished_at=finished_at,
         )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator
 from starlette.responses import Response
 
+from common.db.models import SyncLog
 from common.db.repositories import ConnectionRepository, SyncLogRepository
 from common.db.types import utcnow
 from common.types import ConnectionStatus, DataType, SyncStatus
@@ -105,27 +106,35 @@ async def sync_status(state: StateDep, session: SessionDep, user_id: UserDep) ->
     logs = await SyncLogRepository(session).for_user(user_id)
     reauth = connection.status == ConnectionStatus.REAUTHORIZATION_REQUIRED.value
     now = utcnow()
-    entries: dict[str, Any] = {}
-    for data_type in DataType:
-        threshold = state.settings.threshold_seconds(data_type)
-        entry = logs.get(data_type)
-        last = entry.last_sync_at if entry else None
-        seconds, hours = age_of(last, now) if last else (None, None)
-        status = SyncStatus(entry.sync_status) if entry else SyncStatus.NEVER_SYNCED
-        error = entry.error_message if entry else None
-        if reauth:
-            status = SyncStatus.REAUTHORIZATION_REQUIRED
-            error = error or "WHOOP authorization expired; reconnect required"
-        entries[data_type.value] = {
-            "last_sync_at": last,
-            "sync_status": status.value,
-            "records_synced": entry.records_synced if entry else 0,
-            "time_since_sync_seconds": seconds,
-            "time_since_sync_hours": hours,
-            "threshold_seconds": threshold,
-            "threshold_hours": round(threshold / 3600, 2),
-            "needs_sync": seconds is None or seconds >= threshold,
-            "error_message": error,
-        }
+    entries = {
+        data_type.value: _type_status(
+            logs.get(data_type), state.settings.threshold_seconds(data_type), reauth, now
+        )
+        for data_type in DataType
+    }
     body = {"user_id": str(user_id), "sync_status": entries, "check_timestamp": now}
     return json_response(body)
+
+
+def _type_status(
+    entry: SyncLog | None, threshold: int, reauth: bool, now: datetime
+) -> dict[str, Any]:
+    """One type's entry: `last_sync_at` is the last success, `sync_status` the latest outcome."""
+    last = entry.last_sync_at if entry else None
+    seconds, hours = age_of(last, now) if last else (None, None)
+    status = SyncStatus(entry.sync_status) if entry else SyncStatus.NEVER_SYNCED
+    error = entry.error_message if entry else None
+    if reauth:  # the connection itself is broken: every type waits for the user to reconnect
+        status = SyncStatus.REAUTHORIZATION_REQUIRED
+        error = error or "WHOOP authorization expired; reconnect required"
+    return {
+        "last_sync_at": last,
+        "sync_status": status.value,
+        "records_synced": entry.records_synced if entry else 0,
+        "time_since_sync_seconds": seconds,
+        "time_since_sync_hours": hours,
+        "threshold_seconds": threshold,
+        "threshold_hours": round(threshold / 3600, 2),
+        "needs_sync": seconds is None or seconds >= threshold,
+        "error_message": error,
+    }

@@ -15,6 +15,7 @@ from common.db.repositories import (
     RecordRepository,
     SyncLogRepository,
 )
+from common.queue import QueueUnavailable
 from common.ratelimit import Priority
 from common.types import ConnectionStatus, DataType
 from common.whoop.errors import WhoopAuthError, WhoopError
@@ -129,7 +130,7 @@ async def _store(
 async def _start_backfill(state: ApiState, user_id: uuid.UUID) -> None:
     try:
         await state.queue.enqueue("backfill_user", str(user_id))
-    except Exception as exc:  # the reconciliation sweep will sync a never-synced user anyway
+    except QueueUnavailable as exc:  # the reconciliation sweep syncs a never-synced user anyway
         log.warning("backfill.enqueue_failed", user_id=str(user_id), error=type(exc).__name__)
 
 
