@@ -105,8 +105,18 @@ def readiness_checks(settings: Settings) -> dict[str, Check]:
     return checks
 
 
+def check_settings(settings: Settings) -> None:
+    """ConfigError (one line) unless WHOOP, token encryption and bearer auth are configured."""
+    settings.require(
+        "whoop_client_id", "whoop_client_secret", "whoop_redirect_uri", "token_encryption_key"
+    )
+    if not settings.jwt_jwks_url:
+        settings.require("jwt_secret")
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The standalone api app; its lifespan opens the shared context and closes it on the way out."""
+    check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

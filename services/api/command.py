@@ -16,11 +16,11 @@ def main(args: argparse.Namespace) -> int:
     # Imported here so that other subcommands never load FastAPI and the WHOOP client.
     import uvicorn
 
-    from common.config import get_settings
+    from common.config import load_settings
     from common.logging import configure_logging
     from services.api.app import create_app
 
-    settings = get_settings()
+    settings = load_settings()
     configure_logging(settings.log_format)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)

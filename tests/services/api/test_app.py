@@ -298,3 +298,20 @@ async def test_refresh_is_shared_across_processes(
     bodies = [a.json() for a in answers]
     assert {b["metadata"]["source"] for b in bodies} == {"whoop_api"}
     assert len({json.dumps(b["data"]) for b in bodies}) == 1
+
+
+def test_api_command_refuses_to_start_without_jwt_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services import cli
+
+    monkeypatch.chdir("/")  # no .env file
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI"):
+        monkeypatch.setenv(f"WHOOPSYNC_WHOOP_{name}", "x")
+    monkeypatch.setenv("WHOOPSYNC_TOKEN_ENCRYPTION_KEY", "A" * 43 + "=")
+    monkeypatch.delenv("WHOOPSYNC_JWT_SECRET", raising=False)
+    monkeypatch.delenv("WHOOPSYNC_JWT_JWKS_URL", raising=False)
+    assert cli.main(["api", "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "whoop-sync: WHOOPSYNC_JWT_SECRET is required but not set"
+    )
