@@ -22,24 +22,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webhook": ("services.webhook.command", "receive WHOOP webhooks: verify, record, enqueue"),
     "worker": ("services.worker.command", "arq worker: sync jobs, reconciliation, token refresh"),
     "replay": ("services.commands.replay", "enqueue recorded webhook events again"),
+    "serve": ("services.commands.serve", "webhook + api + worker in one process"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only the `selected` subcommand's module is imported for its options."""
     parser = argparse.ArgumentParser(prog="whoop-sync", description="Keeps WHOOP data in sync.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_module=module)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected).parse_args(argv)
     try:
         return int(args._module.main(args))
     except ConfigError as exc:

@@ -1,0 +1,190 @@
+"""`make run`: whoop-sync (`serve`, embedded backend) next to the WHOOP simulator, with demo users
+connected through the real OAuth flow and a scenario that changes their data every few seconds.
+
+State (settings, the SQLite database) lives in `.run/` and is reused by the next `make run`.
+Ctrl-C stops everything. Ports: 8001 (whoop-sync) and 8099 (simulator), or DEMO_PORT / DEMO_SIM_PORT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = Path(os.environ.get("DEMO_DIR", ROOT / ".run"))
+PORT = int(os.environ.get("DEMO_PORT", "8001"))
+SIM_PORT = int(os.environ.get("DEMO_SIM_PORT", "8099"))
+USERS = int(os.environ.get("DEMO_USERS", "3"))
+SCENARIO_SECONDS = os.environ.get("DEMO_SCENARIO_SECONDS", "10")
+CLI = str(Path(sys.executable).with_name("whoop-sync"))
+API = f"http://127.0.0.1:{PORT}"
+SIM = f"http://127.0.0.1:{SIM_PORT}"
+
+
+def settings() -> dict[str, str]:
+    """The demo's settings, made once and kept in .run/demo.json."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    path = STATE / "demo.json"
+    if path.exists():
+        saved: dict[str, str] = json.loads(path.read_text())
+    else:
+        saved = {
+            "WHOOPSYNC_WHOOP_CLIENT_ID": "demo-client",
+            "WHOOPSYNC_WHOOP_CLIENT_SECRET": secrets.token_urlsafe(24),
+            "WHOOPSYNC_JWT_SECRET": secrets.token_urlsafe(32),
+            "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        }
+        path.write_text(json.dumps(saved, indent=2))
+        path.chmod(0o600)
+    return {
+        **saved,
+        "WHOOPSYNC_DATABASE_URL": f"sqlite+aiosqlite:///{STATE / 'whoop-sync.db'}",
+        "WHOOPSYNC_WHOOP_API_BASE_URL": f"{SIM}/developer",
+        "WHOOPSYNC_WHOOP_OAUTH_BASE_URL": f"{SIM}/oauth/oauth2",
+        "WHOOPSYNC_WHOOP_REDIRECT_URI": f"{API}/api/v1/whoop/callback",
+        "WHOOPSYNC_LOG_FORMAT": os.environ.get("WHOOPSYNC_LOG_FORMAT", "console"),
+    }
+
+
+def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Start the simulator and serve."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | env
+    full.pop("WHOOPSYNC_REDIS_URL", None)
+    logs = (STATE / "sim.log").open("ab")
+    sim = subprocess.Popen(
+        [
+            CLI,
+            "sim",
+            "--port",
+            str(SIM_PORT),
+            "--users",
+            str(USERS),
+            "--days",
+            "14",
+            "--webhook-url",
+            f"{API}/webhooks/whoop",
+            "--scenario-interval",
+            SCENARIO_SECONDS,
+        ],
+        env=full,
+        stdout=logs,
+        stderr=subprocess.STDOUT,
+    )
+    serve = subprocess.Popen(
+        [CLI, "serve", "--port", str(PORT)],
+        env=full,
+        stdout=(STATE / "serve.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    return [sim, serve]
+
+
+def wait_ready(url: str, procs: list[subprocess.Popen[bytes]], deadline: float = 60) -> None:
+    """Wait until `url` answers 200, or give up when a process died or time ran out."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(
+                f"whoop-sync: a process exited early; see {STATE}/serve.log and sim.log"
+            )
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"whoop-sync: {url} did not answer within {deadline:.0f} s")
+
+
+def token(user_id: uuid.UUID, env: dict[str, str]) -> str:
+    """A dev token for a demo user, from `whoop-sync dev-token`."""
+    out = subprocess.run(
+        [CLI, "dev-token", "--user-id", str(user_id)],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def connect(user_id: uuid.UUID, whoop_user_id: int, bearer: str) -> None:
+    """Connect one demo user through the real OAuth flow (connect → authorize → callback)."""
+    with httpx.Client(timeout=30) as http:
+        auth = {"Authorization": f"Bearer {bearer}"}
+        url = (
+            http.get(f"{API}/api/v1/whoop/connect", headers=auth)
+            .raise_for_status()
+            .json()["authorization_url"]
+        )
+        redirect = http.get(f"{url}&login_hint={whoop_user_id}")
+        if redirect.status_code != 302:
+            raise SystemExit(f"whoop-sync: the simulator refused to authorize: {redirect.text}")
+        http.get(redirect.headers["location"]).raise_for_status()
+
+
+def tour(bearer: str) -> str:
+    """The curl lines to try."""
+    h = f'-H "Authorization: Bearer {bearer}"'
+    return "\n".join(
+        [
+            f"  curl -s {h} {API}/api/v1/smart/recovery",
+            f"  curl -s {h} '{API}/api/v1/smart/sleep?limit=5'",
+            f"  curl -s {h} '{API}/api/v1/smart/workout?force_refresh=true'",
+            f"  curl -s {h} {API}/api/v1/smart/sync-status",
+            f"  curl -s {h} {API}/api/v1/whoop/connection",
+            f"  curl -s {API}/metrics | grep whoopsync_",
+            f"  curl -s {SIM}/_sim/counters      # WHOOP calls the simulator has seen",
+        ]
+    )
+
+
+def main() -> int:
+    """Set up, start, connect, print the tour, then wait for Ctrl-C."""
+    env = settings()
+    procs = start(env)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        wait_ready(f"{SIM}/_sim/health", procs)
+        wait_ready(f"{API}/readyz", procs)
+        members = httpx.get(f"{SIM}/_sim/users").json()["users"]
+        users = [
+            uuid.uuid5(uuid.NAMESPACE_URL, f"whoop-sync-demo-{i}") for i in range(len(members))
+        ]
+        bearers = [token(u, env) for u in users]
+        for user_id, member, bearer in zip(users, members, bearers, strict=True):
+            connect(user_id, member["user_id"], bearer)
+        print(f"\nwhoop-sync is running at {API} (simulator at {SIM}); logs in {STATE}/")
+        print(f"{len(users)} demo users connected; webhooks arrive every {SCENARIO_SECONDS} s.\n")
+        print(f"Dev token for demo user {users[0]}:\n  {bearers[0]}\n\nTry:\n{tour(bearers[0])}")
+        print("\nCtrl-C stops everything.", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("whoop-sync: a process exited; see the logs", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
