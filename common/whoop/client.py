@@ -21,7 +21,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
@@ -45,6 +44,7 @@ from common.whoop.models import (
     WhoopModel,
     Workout,
 )
+from common.whoop.resources import PAGE_SIZE, RESOURCES, Resource
 from common.whoop.retry import Retryable, RetryPolicy, header, status_error, transport_error
 
 if TYPE_CHECKING:
@@ -63,28 +63,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=WhoopModel)
-PAGE_SIZE = 25  # WHOOP's maximum `limit`
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_RATE_LIMITED_ROUNDS = 3
 DEFAULT_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a WHOOP data type lives and what it parses into."""
-
-    model: type[WhoopModel]
-    collection: str
-    by_id: str | None
-
-
-RESOURCES: Mapping[DataType, Resource] = {
-    DataType.CYCLE: Resource(Cycle, "/v2/cycle", "/v2/cycle/{id}"),
-    DataType.SLEEP: Resource(Sleep, "/v2/activity/sleep", "/v2/activity/sleep/{id}"),
-    DataType.WORKOUT: Resource(Workout, "/v2/activity/workout", "/v2/activity/workout/{id}"),
-    # WHOOP has no recovery-by-id: a recovery is read through its cycle.
-    DataType.RECOVERY: Resource(Recovery, "/v2/recovery", "/v2/cycle/{id}/recovery"),
-}
 
 
 class TokenSource(Protocol):
