@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,9 +91,14 @@ class SimControl:
         return outcomes
 
     async def create(self, user_id: int, kind: str, webhook: bool = False) -> dict[str, Any]:
-        """A new record of a member (the simulator fills in the body); no webhook by default."""
+        """A new record of a member (the simulator fills in the body); no webhook by default.
+
+        The id is ours: the simulator seeds a record's randomness with the current millisecond,
+        so records created in the same millisecond would otherwise share it.
+        """
         params = {} if webhook else {"webhook": "false"}
-        body = await self._json("POST", f"/_sim/users/{user_id}/{kind}", json={}, params=params)
+        given = {"id": str(uuid.uuid4())}
+        body = await self._json("POST", f"/_sim/users/{user_id}/{kind}", json=given, params=params)
         record: dict[str, Any] = body["record"]
         return record
 

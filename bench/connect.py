@@ -1,0 +1,69 @@
+"""Users connect the way the product's users do: the api's connect flow against the simulator's
+OAuth server (authorize approves at once for `login_hint`), then the api's callback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import timedelta
+
+import asyncpg
+import httpx
+
+from bench.infra import JWT_SECRET, Proc
+
+
+def bearer_tokens(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Bearer tokens for app users, signed like `whoop-sync dev-token` signs them."""
+    from common.auth import mint_token
+
+    return {u: mint_token(u, JWT_SECRET, timedelta(hours=12)) for u in user_ids}
+
+
+async def _connect_one(http: httpx.AsyncClient, api: Proc, token: str, whoop_id: int) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    start = await http.get(f"{api.url}/api/v1/whoop/connect", headers=auth)
+    start.raise_for_status()
+    url = httpx.URL(start.json()["authorization_url"])
+    approved = await http.get(url.copy_merge_params({"login_hint": str(whoop_id)}))
+    if approved.status_code != 302:
+        raise RuntimeError(f"authorize answered {approved.status_code}: {approved.text[:200]}")
+    done = await http.get(approved.headers["location"])
+    if done.status_code != 200:
+        raise RuntimeError(f"callback answered {done.status_code}: {done.text[:300]}")
+
+
+async def connect_users(
+    api: Proc, pairs: list[tuple[uuid.UUID, int]], concurrency: int = 20
+) -> dict[uuid.UUID, str]:
+    """Connect each (app user, WHOOP id) through the api; returns the users' bearer tokens."""
+    tokens = bearer_tokens([u for u, _ in pairs])
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency * 2)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+
+        async def one(user_id: uuid.UUID, whoop_id: int) -> None:
+            async with gate:
+                await _connect_one(http, api, tokens[user_id], whoop_id)
+
+        await asyncio.gather(*(one(u, w) for u, w in pairs))
+    return tokens
+
+
+async def wait_backfilled(dsn: str, users: int, limit: float, poll: float = 0.1) -> float:
+    """Wait until every user's four types have a finished backfill attempt; returns when (epoch)."""
+    conn = await asyncpg.connect(dsn)
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            done = await conn.fetchval(
+                "SELECT count(DISTINCT (user_id, data_type)) FROM whoop_sync_attempt "
+                "WHERE trigger = 'backfill'"
+            )
+            if int(done) >= users * 4:
+                return time.time()
+            await asyncio.sleep(poll)
+    finally:
+        await conn.close()
+    raise RuntimeError(f"backfill of {users} users not finished within {limit:.0f}s")
