@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
     from services.api.app import create_app
 
     settings = load_settings()
+    app = create_app(settings)  # refuses with one ConfigError line before anything is set up
     configure_logging(settings.log_format)
-    app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
     return 0
