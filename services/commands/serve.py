@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,7 +62,10 @@ class _Jobs:
         if self._local is not None:
             await self._local.close()
         if self._worker is not None:
-            await self._worker.close()
+            with warnings.catch_warnings():
+                # arq closes its pool with redis-py's deprecated close(); the pool is closed all the same.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await self._worker.close()
         if self._worker_task is not None:
             self._worker_task.cancel()
             await asyncio.gather(self._worker_task, return_exceptions=True)

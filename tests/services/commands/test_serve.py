@@ -1,0 +1,221 @@
+"""`whoop-sync serve` end to end over real HTTP: the simulator as WHOOP, a user connected through the
+OAuth flow, webhooks from the simulator's scenario, reads and sync status, on both backends; its
+readiness when the database is away; and every metric moving when its event happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.auth import mint_token
+from common.config import Settings
+from services.commands.serve import create_app
+from services.simulator.config import SimConfig
+from services.simulator.server import RunningSim, free_port, serve_app, serve_in_background
+
+SECRET = "serve-webhook-secret"
+JWT = "serve-jwt-secret-of-enough-length"
+
+
+@dataclass
+class Served:
+    """serve on a port, the simulator, and an HTTP client."""
+
+    base: str
+    sim: RunningSim
+    http: httpx.AsyncClient
+
+    async def connect(self, whoop_user_id: int) -> dict[str, str]:
+        """Connect a new app user through the real flow; their bearer header."""
+        user = uuid.uuid4()
+        auth = {"Authorization": f"Bearer {mint_token(user, JWT)}"}
+        answer = await self.http.get(f"{self.base}/api/v1/whoop/connect", headers=auth)
+        assert answer.status_code == 200, answer.text
+        url = answer.json()["authorization_url"] + f"&login_hint={whoop_user_id}"
+        redirect = await self.http.get(url)
+        assert redirect.status_code == 302, redirect.text
+        done = await self.http.get(redirect.headers["location"])
+        assert done.json() == {"status": "connected", "whoop_user_id": whoop_user_id}
+        return auth
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample of /metrics, keyed by name and labels."""
+        text = (await self.http.get(f"{self.base}/metrics")).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+
+def settings_for(database_url: str, redis_url: str | None, sim: RunningSim, port: int) -> Settings:
+    """serve's settings, pointing at the simulator."""
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        whoop_api_base_url=sim.api_base_url,
+        whoop_oauth_base_url=sim.oauth_base_url,
+        whoop_client_id="serve-client",
+        whoop_client_secret=SECRET,
+        whoop_redirect_uri=f"http://127.0.0.1:{port}/api/v1/whoop/callback",
+        jwt_secret=JWT,
+        token_encryption_key=Fernet.generate_key().decode(),
+        inbox_sweep_seconds=1,
+        log_format="console",
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_serve(database_url: str, redis_url: str | None) -> AsyncIterator[Served]:
+    """The simulator and serve, each on a free port, the simulator's webhooks aimed at serve."""
+    port = free_port()
+    config = SimConfig(
+        client_id="serve-client",
+        client_secret=SECRET,
+        users=3,
+        days=7,
+        seed=5,
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/whoop",
+        rate_limit_per_minute=100_000,
+        rate_limit_per_day=1_000_000,
+        webhook_retry_delays=(0.2,) * 5,
+    )
+    async with serve_in_background(config) as sim:
+        app = create_app(settings_for(database_url, redis_url, sim, port))
+        server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+        task = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(15):
+                while not server.started:
+                    assert not task.done(), "serve exited during start-up"
+                    await asyncio.sleep(0.02)
+            async with httpx.AsyncClient(timeout=30) as http:
+                yield Served(f"http://127.0.0.1:{port}", sim, http)
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
+    """Wait until `check()` holds."""
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110 - polling another process over HTTP
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def served(
+    backend: str, pg_url: str, redis_url: str, redis: Any, tmp_path: Path
+) -> AsyncIterator[Served]:
+    """serve on the `backend` parameter: SQLite in-process, or PostgreSQL with arq on Redis."""
+    if backend == "sqlite":
+        url, queue_url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", None
+    else:
+        url, queue_url = pg_url, redis_url
+    async with running_serve(url, queue_url) as s:
+        yield s
+
+
+async def test_connect_webhook_read_end_to_end(served: Served) -> None:
+    auth = await served.connect(10001)
+    read = await served.http.get(f"{served.base}/api/v1/smart/sleep", headers=auth)
+    assert read.status_code == 200
+    before = {r["id"] for r in read.json()["data"]}
+    step = await served.http.post(
+        f"{served.sim.base_url}/_sim/scenario/step", json={"user_id": 10001, "action": "new_sleep"}
+    )
+    new_sleep = next(c["id"] for c in step.json()["outcomes"][0]["changed"] if c["kind"] == "sleep")
+    assert new_sleep not in before
+
+    async def arrived() -> bool:
+        body = (await served.http.get(f"{served.base}/api/v1/smart/sleep", headers=auth)).json()
+        return bool(body["metadata"]["source"] == "cache" and body["data"][0]["id"] == new_sleep)
+
+    await eventually(arrived)
+    status = (await served.http.get(f"{served.base}/api/v1/smart/sync-status", headers=auth)).json()
+    assert status["sync_status"]["sleep"]["sync_status"] == "success"
+    assert set(status["sync_status"]) == {"recovery", "sleep", "cycle", "workout"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_metrics_move_when_their_events_happen(served: Served) -> None:
+    auth = await served.connect(10002)
+    await served.http.get(f"{served.base}/api/v1/smart/cycle", headers=auth)  # fresh after backfill
+    before = await served.metrics()
+    control = f"{served.sim.base_url}/_sim"
+    # A webhook (accepted, job, freshness lag), then a duplicate and a forged one.
+    step = await served.http.post(
+        f"{control}/scenario/step", json={"user_id": 10002, "action": "workout"}
+    )
+    assert step.status_code == 200
+    await eventually(lambda: _sum_grows(served, before, "whoopsync_freshness_lag_seconds_count"))
+    forged = await served.http.post(
+        f"{served.base}/webhooks/whoop",
+        content=b"{}",
+        headers={"x-whoop-signature": "AAAA", "x-whoop-signature-timestamp": "1"},
+    )
+    assert forged.status_code == 401
+    # Reads: cache, force_refresh, then WHOOP failing (stale) and rate limiting.
+    await served.http.get(f"{served.base}/api/v1/smart/cycle", headers=auth)
+    await served.http.get(f"{served.base}/api/v1/smart/cycle?force_refresh=true", headers=auth)
+    await served.http.post(f"{control}/faults", json={"status": 503, "count": 20})
+    await served.http.get(f"{served.base}/api/v1/smart/cycle?force_refresh=true", headers=auth)
+    await served.http.delete(f"{control}/faults")
+    # An expired access token makes the next call refresh it.
+    await served.http.post(f"{control}/users/10002/expire-access-token")
+    await served.http.get(f"{served.base}/api/v1/smart/workout?force_refresh=true", headers=auth)
+    # Last, since WHOOP's reset then holds every call back: a 429.
+    await served.http.post(f"{control}/faults", json={"status": 429, "count": 1})
+    await served.http.get(f"{served.base}/api/v1/smart/sleep?force_refresh=true", headers=auth)
+    after = await served.metrics()
+
+    def grew(name: str, **labels: str) -> bool:
+        return _total(after, name, labels) > _total(before, name, labels)
+
+    assert grew("whoopsync_webhooks_total", outcome="accepted")
+    assert grew("whoopsync_webhooks_total", outcome="rejected")
+    assert grew("whoopsync_jobs_total", job="process_webhook_event", outcome="success")
+    assert grew("whoopsync_whoop_calls_total", endpoint="/v2/activity/workout/{id}", status="200")
+    assert grew("whoopsync_whoop_calls_total", status="503")
+    assert grew("whoopsync_whoop_rate_limited_total")
+    assert grew("whoopsync_freshness_lag_seconds_count")
+    assert grew("whoopsync_reads_total", data_type="cycle", source="cache")
+    assert grew("whoopsync_reads_total", data_type="cycle", source="whoop_api")
+    assert grew("whoopsync_reads_total", data_type="cycle", source="stale_cache")
+    assert grew("whoopsync_token_refreshes_total", outcome="success")
+    assert _total(after, "whoopsync_whoop_budget_remaining", {"window": "minute"}) > 0
+
+
+async def _sum_grows(served: Served, before: dict[Any, float], name: str) -> bool:
+    return _total(await served.metrics(), name, {}) > _total(before, name, {})
+
+
+def _total(samples: dict[Any, float], name: str, labels: dict[str, str]) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and set(labels.items()) <= set(sample_labels)
+    )
+
+
+async def test_readyz_fails_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    config = SimConfig(client_id="serve-client", client_secret=SECRET, users=1, days=1)
+    async with serve_in_background(config) as sim:
+        settings = settings_for("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere", None, sim, 1)
+        async with serve_app(create_app(settings)) as base, httpx.AsyncClient() as http:
+            ready = await http.get(f"{base}/readyz")
+            alive = await http.get(f"{base}/healthz")
+    assert ready.status_code == 503
+    assert "database" in ready.text
+    assert alive.status_code == 200

@@ -1,0 +1,72 @@
+"""`make run` itself: started with a deadline, reached over HTTP as the README says, stopped with
+Ctrl-C (SIGINT to its process group, as a terminal sends it), leaving nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.simulator.server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 90
+
+
+def _wait_for_token(proc: subprocess.Popen[str], lines: list[str]) -> str:
+    assert proc.stdout is not None
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            match = re.search(r"Dev token for demo user \S+:\n\s+(\S+)", "".join(lines))
+            assert match, "".join(lines)
+            return match.group(1)
+    pytest.fail("make run did not come up in time:\n" + "".join(lines))
+
+
+def test_make_run_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port, sim_port = free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WHOOPSYNC_", "MAKE", "MFLAGS"))
+    } | {
+        "DEMO_DIR": str(tmp_path / "run"),
+        "DEMO_PORT": str(port),
+        "DEMO_SIM_PORT": str(sim_port),
+        "DEMO_USERS": "2",
+        "WHOOPSYNC_LOG_FORMAT": "json",
+    }
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        token = _wait_for_token(proc, lines)
+        auth = {"Authorization": f"Bearer {token}"}
+        read = httpx.get(f"http://127.0.0.1:{port}/api/v1/smart/recovery", headers=auth, timeout=30)
+        assert read.status_code == 200, read.text
+        assert read.json()["status"] == "success"
+        assert read.json()["data"], "the demo user has recoveries"
+        status = httpx.get(f"http://127.0.0.1:{port}/api/v1/smart/sync-status", headers=auth)
+        assert status.json()["sync_status"]["recovery"]["sync_status"] == "success"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=30)
+    for p in (port, sim_port):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=2)
