@@ -30,7 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from common.metrics import BUDGET_REMAINING
 from common.whoop.errors import WhoopRateLimited
@@ -80,6 +80,15 @@ class RateLimiter(Protocol):
         """Calls left in the trailing minute and day windows."""
 
 
+class _Decision(NamedTuple):
+    """One grant decision: how long to wait (0 = granted), what is left, and at what time."""
+
+    wait: float
+    minute_left: int
+    day_left: int
+    at: float
+
+
 class _BaseLimiter:
     """The waiting loop and header handling; subclasses decide grants atomically in `_try`."""
 
@@ -104,8 +113,8 @@ class _BaseLimiter:
             Priority.BACKGROUND: (_share(per_minute, reserve), _share(per_day, reserve)),
         }
 
-    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
-        """Grant a slot now (wait 0) or say how long to wait; plus what is left."""
+    async def _try(self, priority: Priority, now: float) -> _Decision:
+        """Grant a slot now (wait 0) or say how long to wait, atomically."""
         raise NotImplementedError
 
     async def _block_until(self, until: float, background_only: bool) -> None:
@@ -117,7 +126,7 @@ class _BaseLimiter:
         began = self.clock()
         while True:
             now = self.clock()
-            wait, minute_left, day_left = await self._try(priority, now)
+            wait, minute_left, day_left, _ = await self._try(priority, now)
             if wait <= 0:
                 BUDGET_REMAINING.labels("minute").set(minute_left)
                 BUDGET_REMAINING.labels("day").set(day_left)
@@ -153,7 +162,7 @@ class LocalRateLimiter(_BaseLimiter):
         self._day: deque[float] = deque()
         self._blocked = {Priority.INTERACTIVE: 0.0, Priority.BACKGROUND: 0.0}
 
-    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
+    async def _try(self, priority: Priority, now: float) -> _Decision:
         _expire(self._minute, now - self.window)
         _expire(self._day, now - self.day_window)
         minute_cap, day_cap = self._caps[priority]
@@ -164,7 +173,9 @@ class LocalRateLimiter(_BaseLimiter):
         if wait <= 0:
             self._minute.append(now)
             self._day.append(now)
-        return wait, self.per_minute - len(self._minute), self.per_day - len(self._day)
+        return _Decision(
+            wait, self.per_minute - len(self._minute), self.per_day - len(self._day), now
+        )
 
     async def _block_until(self, until: float, background_only: bool) -> None:
         for priority in (Priority.BACKGROUND,) if background_only else tuple(Priority):
@@ -190,35 +201,41 @@ def _wait_in(log: deque[float], cap: int, window: float, now: float) -> float:
     return log[len(log) - cap] + window - now
 
 
-# KEYS: minute log, day log, block (everyone), block (background)
-# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day,
-#       minute horizon, day horizon (computed in Python: Lua would print numbers with 14 digits,
-#       which at today's epoch rounds away the sub-millisecond part of a window boundary)
+# KEYS: minute log, day log, block (everyone), block (background), clock
+# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day
+# Time only moves forward here: `now` is the latest clock any caller brought. Processes read their
+# clocks before their scripts run, in any order; without this a caller with a later clock could
+# expire an entry that a caller with an earlier clock, running next, still needs to see.
+# Numbers go back to Redis through %.17g: Lua's default 14 digits would round today's epoch to
+# 0.1 ms and move window boundaries.
 _ACQUIRE = """
-local now = tonumber(ARGV[1])
+local function s(x) return string.format('%.17g', x) end
+local now = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[5]) or '0'))
 local function wait_in(key, cap, window)
   local count = redis.call('ZCARD', key)
   if count < cap then return 0 end
   local entry = redis.call('ZRANGE', key, count - cap, count - cap, 'WITHSCORES')
   return tonumber(entry[2]) + window - now
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[10])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[11])
+local minute, day = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('SET', KEYS[5], s(now), 'PX', math.ceil(day * 1000))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', s(now - minute))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', s(now - day))
 local wait = tonumber(redis.call('GET', KEYS[3]) or '0') - now
 if ARGV[7] == '1' then
   wait = math.max(wait, tonumber(redis.call('GET', KEYS[4]) or '0') - now)
 end
-wait = math.max(wait, wait_in(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2])))
-wait = math.max(wait, wait_in(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[3])))
+wait = math.max(wait, wait_in(KEYS[1], tonumber(ARGV[4]), minute))
+wait = math.max(wait, wait_in(KEYS[2], tonumber(ARGV[5]), day))
 if wait <= 0 then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[6])
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
-  redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[3]) * 1000) + 1000)
+  redis.call('ZADD', KEYS[1], s(now), ARGV[6])
+  redis.call('ZADD', KEYS[2], s(now), ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(minute * 1000) + 1000)
+  redis.call('PEXPIRE', KEYS[2], math.ceil(day * 1000) + 1000)
   wait = 0
 end
-return {tostring(wait), tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[1]),
-        tonumber(ARGV[9]) - redis.call('ZCARD', KEYS[2])}
+return {s(wait), tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[1]),
+        tonumber(ARGV[9]) - redis.call('ZCARD', KEYS[2]), s(now)}
 """
 
 # KEYS: block key; ARGV: until, ttl ms. Only ever moves the block later.
@@ -245,22 +262,23 @@ class RedisRateLimiter(_BaseLimiter):
     ) -> None:
         super().__init__(per_minute, per_day, **kwargs)
         self.redis = redis
-        self._keys = [f"{prefix}:{name}" for name in ("minute", "day", "block", "block:background")]
+        self._keys = [
+            f"{prefix}:{name}" for name in ("minute", "day", "block", "block:background", "clock")
+        ]
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
 
-    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
+    async def _try(self, priority: Priority, now: float) -> _Decision:
         minute_cap, day_cap = self._caps[priority]
         member = f"{now:.6f}:{uuid.uuid4().hex}"
         background = "1" if priority is Priority.BACKGROUND else "0"
         args: list[str | float | int] = [repr(now), self.window, self.day_window, minute_cap]
         args += [day_cap, member, background, self.per_minute, self.per_day]
-        args += [repr(now - self.window), repr(now - self.day_window)]
-        wait, minute_left, day_left = await self._acquire(keys=self._keys, args=args)
-        return float(wait), int(minute_left), int(day_left)
+        wait, minute_left, day_left, at = await self._acquire(keys=self._keys, args=args)
+        return _Decision(float(wait), int(minute_left), int(day_left), float(at))
 
     async def _block_until(self, until: float, background_only: bool) -> None:
-        keys = self._keys[3:] if background_only else self._keys[2:]
+        keys = self._keys[3:4] if background_only else self._keys[2:4]
         ttl = max(1, math.ceil((until - self.clock()) * 1000) + 1000)
         for key in keys:
             await self._block(keys=[key], args=[repr(until), ttl])

@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -20,11 +21,11 @@ class RecordingLimiter(RedisRateLimiter):
 
     granted: list[float]
 
-    async def _try(self, priority: Priority, now: float) -> tuple[float, int, int]:
-        result = await super()._try(priority, now)
-        if result[0] <= 0:
-            self.granted.append(now)
-        return result
+    async def _try(self, priority: Priority, now: float) -> Any:
+        decision = await super()._try(priority, now)
+        if decision.wait <= 0:
+            self.granted.append(decision.at)
+        return decision
 
 
 async def burst(
