@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
+from redis.asyncio import BlockingConnectionPool
 
 from common.config import Settings
 
@@ -48,10 +49,22 @@ class JobSpec:
     timeout: float
 
 
-def arq_redis(url: str, *, connect_timeout: float = 1.0) -> ArqRedis:
-    """An arq Redis client that connects lazily (no ping), so a process starts while Redis is down."""
-    redis: ArqRedis = ArqRedis.from_url(
-        url, socket_connect_timeout=connect_timeout, socket_timeout=5.0
+def arq_redis(url: str, *, connect_timeout: float = 1.0, max_connections: int = 64) -> ArqRedis:
+    """An arq Redis client that connects lazily (no ping), so a process starts while Redis is down.
+
+    The pool is bounded: a burst of webhooks waits for a free connection instead of opening
+    hundreds at once.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=5.0,
+    )
+    redis = ArqRedis(connection_pool=pool)
+    redis.auto_close_connection_pool = (
+        True  # what redis-py's from_pool does: aclose() closes the pool
     )
     return redis
 

@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
             tolerance_seconds=settings.webhook_tolerance_seconds,
             engine=engine,
             session_factory=create_session_factory(engine),
-            queue=ArqQueue(redis, timeout=1.0) if redis is not None else None,
+            queue=ArqQueue(redis, timeout=5.0) if redis is not None else None,
         )
         if redis is None:
             log.warning("webhook.no_queue", hint="events wait for the sweeper of a serve process")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -103,6 +104,25 @@ class Pipeline:
     http: httpx.AsyncClient
     users: dict[int, uuid.UUID] = field(default_factory=dict)
     inproc: InProcessQueue | None = None
+    holder: dict[str, Any] = field(default_factory=dict)
+
+    def use_queue(self, queue: Any) -> None:
+        """Make the receiver hand events to another queue (None: nowhere)."""
+        state = self.holder["app"].state.webhook
+        self.holder["app"].state.webhook = dataclasses.replace(state, queue=queue)
+
+    def job_ctx(self, queue: Any) -> dict[str, Any]:
+        """The ctx a cron or job gets, with this queue."""
+        return job_context(self.ctx, queue)
+
+    def env(self) -> dict[str, str]:
+        """The settings as WHOOPSYNC_* variables, for a subprocess."""
+        values = self.settings.model_dump(exclude_none=True)
+        env = {}
+        for name, value in values.items():
+            raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            env[f"WHOOPSYNC_{name.upper()}"] = str(raw)
+        return env
 
     async def connect(self, whoop_user_id: int) -> uuid.UUID:
         """Run the OAuth flow against the simulator and store the connection, as the API would."""
@@ -258,7 +278,16 @@ async def pipeline(
             stack.push_async_callback(inproc.close)
             app = embedded_app(settings, ctx, inproc)
         holder["app"] = app
-        yield Pipeline(backend, settings, sim, ctx, f"{base}/webhooks/whoop", http, inproc=inproc)
+        yield Pipeline(
+            backend,
+            settings,
+            sim,
+            ctx,
+            f"{base}/webhooks/whoop",
+            http,
+            inproc=inproc,
+            holder=holder,
+        )
 
 
 class _Forward:

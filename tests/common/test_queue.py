@@ -1,0 +1,86 @@
+"""The in-process queue: the same job functions, arq's retry policy, bounded concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from arq import Retry
+
+from common.queue import ArqQueue, InProcessQueue, JobSpec, QueueUnavailable, arq_redis
+from services.simulator.server import free_port
+
+
+async def test_retries_a_job_that_asks_for_it_until_it_succeeds() -> None:
+    tries: list[int] = []
+
+    async def flaky(ctx: dict[str, Any], value: int) -> None:
+        tries.append(ctx["job_try"])
+        if len(tries) < 3:
+            raise Retry(defer=0.01)
+
+    queue = InProcessQueue({"flaky": JobSpec("flaky", flaky, max_tries=5, timeout=5)}, {})
+    queue.start()
+    await queue.enqueue("flaky", 1)
+    async with asyncio.timeout(5):
+        await queue.join()
+    await queue.close()
+    assert tries == [1, 2, 3]
+
+
+async def test_stops_after_max_tries() -> None:
+    tries: list[int] = []
+
+    async def always(ctx: dict[str, Any]) -> None:
+        tries.append(ctx["job_try"])
+        raise Retry(defer=0)
+
+    queue = InProcessQueue({"always": JobSpec("always", always, max_tries=3, timeout=5)}, {})
+    queue.start()
+    await queue.enqueue("always")
+    async with asyncio.timeout(5):
+        await queue.join()
+    await queue.close()
+    assert tries == [1, 2, 3]
+
+
+async def test_runs_at_most_concurrency_jobs_at_once() -> None:
+    running, peak = 0, 0
+
+    async def slow(ctx: dict[str, Any], _n: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    queue = InProcessQueue(
+        {"slow": JobSpec("slow", slow, max_tries=1, timeout=5)}, {}, concurrency=3
+    )
+    queue.start()
+    for n in range(12):
+        await queue.enqueue("slow", n)
+    async with asyncio.timeout(5):
+        await queue.join()
+    await queue.close()
+    assert peak == 3
+
+
+async def test_a_job_past_its_timeout_is_ended() -> None:
+    async def hangs(ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(10)
+
+    queue = InProcessQueue({"hangs": JobSpec("hangs", hangs, max_tries=1, timeout=0.05)}, {})
+    queue.start()
+    await queue.enqueue("hangs")
+    async with asyncio.timeout(2):
+        await queue.join()
+    await queue.close()
+
+
+async def test_arq_queue_reports_redis_down_quickly() -> None:
+    redis = arq_redis(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
+    with pytest.raises(QueueUnavailable):
+        await ArqQueue(redis, timeout=1.0).enqueue("process_webhook_event", 1)
+    await redis.aclose()

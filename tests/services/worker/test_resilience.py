@@ -1,0 +1,150 @@
+"""Nothing lost: Redis down at receipt, a worker killed mid-job, older fetches, a burst of 500."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from common.db.repositories import RecordRepository
+from common.db.repositories.records import parse_time
+from common.queue import ArqQueue
+from common.sync.jobs import sweep_inbox
+from common.types import DataType, EventStatus
+from services.simulator.server import free_port
+from tests.common.db.samples import iso
+from tests.common.sync.harness import SLEEP_BY_ID, Pipeline, arq_queue, pipeline
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def _sweep(pipe: Pipeline) -> int:
+    """The sweeper once the events are older than INBOX_SWEEP_SECONDS (1 s here)."""
+    await asyncio.sleep(1.1)
+    queue = pipe.inproc if pipe.inproc is not None else ArqQueue(pipe.ctx.redis)  # type: ignore[arg-type]
+    return await sweep_inbox(pipe.job_ctx(queue))
+
+
+async def test_events_arriving_while_the_queue_is_down_are_all_processed_later(
+    pipe: Pipeline,
+) -> None:
+    # Production: Redis unreachable (a closed port). Embedded: the process died before handing off.
+    down = arq_queue(f"redis://127.0.0.1:{free_port()}/0") if pipe.backend == "postgresql" else None
+    pipe.use_queue(down)
+    sleeps = [pipe.record(10001, "sleep", i) for i in range(5)]
+    for sleep in sleeps:
+        await pipe.send_from_sim(10001, "sleep.updated", sleep["id"])
+    assert {d["status"] for d in pipe.sim.sim.webhooks.as_json()["deliveries"]} == {"delivered"}
+    events = await pipe.events()
+    assert len(events) == 5
+    assert {e.status for e in events} == {EventStatus.PENDING.value}
+    assert await _sweep(pipe) == 5
+    await pipe.drain()
+    assert {e.status for e in await pipe.events()} == {EventStatus.DONE.value}
+    stored = {row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)}
+    assert stored == {s["id"] for s in sleeps}
+
+
+async def test_an_older_fetch_never_overwrites_a_newer_row(pipe: Pipeline) -> None:
+    sleep = pipe.record(10001, "sleep")
+    updated = parse_time(sleep["updated_at"])
+    assert updated is not None
+    newer = sleep | {"updated_at": iso(updated + timedelta(hours=1)), "score_state": "UNSCORABLE"}
+    newer.pop("score", None)
+    async with pipe.ctx.session_factory() as session:
+        await RecordRepository(session, DataType.SLEEP).upsert(pipe.users[10001], [newer])
+        await session.commit()
+    await pipe.send_from_sim(10001, "sleep.updated", sleep["id"])
+    await pipe.drain()
+    assert pipe.calls(SLEEP_BY_ID) == 1
+    assert await pipe.rows(DataType.SLEEP, 10001) == [newer]
+
+
+@pytest.fixture
+async def crowd(
+    backend: str, pg_url: str, sqlite_url: str, redis_url: str
+) -> AsyncIterator[Pipeline]:
+    """Enough members for 500 distinct sleeps."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    async with pipeline(backend, url, redis_url, users=20, days=30) as running:
+        for whoop_user_id in list(running.sim.sim.world.profiles):
+            await running.connect(whoop_user_id)
+        running.sim.sim.reset_counters()
+        yield running
+
+
+# The production backend only: on SQLite the 500 inbox writes queue behind one write lock, which
+# the other embedded tests cover at a size that keeps the suite fast.
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_500_concurrent_webhooks_for_distinct_records_give_500_rows(crowd: Pipeline) -> None:
+    bodies = []
+    for whoop_user_id in crowd.users:
+        for sleep_id in crowd.sim.sim.world.data(whoop_user_id).kinds["sleep"]:
+            bodies.append({"user_id": whoop_user_id, "id": sleep_id, "type": "sleep.updated"})
+    bodies = [b | {"trace_id": f"burst-{i}"} for i, b in enumerate(bodies[:500])]
+    assert len(bodies) == 500
+    answers = await asyncio.gather(*(crowd.post(body) for body in bodies))
+    assert {a.status_code for a in answers} == {204}
+    await crowd.drain()
+    assert crowd.calls(SLEEP_BY_ID) == 500  # each record fetched exactly once
+    total = 0
+    for whoop_user_id in crowd.users:
+        total += len(await crowd.rows(DataType.SLEEP, whoop_user_id))
+    assert total == 500
+    assert {e.status for e in await crowd.events()} == {EventStatus.DONE.value}
+
+
+async def _wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_worker_killed_mid_job_leaves_the_event_to_be_completed(
+    pipe: Pipeline, redis: aioredis.Redis
+) -> None:
+    sleep = pipe.record(10001, "sleep")
+    faults = f"{pipe.sim.base_url}/_sim/faults"
+    await pipe.http.post(faults, json={"path": "*/v2/activity/sleep/*", "latency_ms": 2000})
+    assert (
+        await pipe.post(
+            {"user_id": 10001, "id": sleep["id"], "type": "sleep.updated", "trace_id": "kill-1"}
+        )
+    ).status_code == 204
+    env = {**os.environ, **pipe.env(), "WHOOPSYNC_LOG_FORMAT": "json"}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "worker",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _wait_until(lambda: pipe.calls(SLEEP_BY_ID) == 1)  # the slow call is under way
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+    await pipe.http.delete(faults)
+    (event,) = await pipe.events()
+    assert (event.status, event.attempts) == (EventStatus.PENDING.value, 1)
+    # arq hands a dead worker's job on once its in-progress mark expires: fast-forward that.
+    for key in await redis.keys("arq:in-progress:*"):
+        await redis.delete(key)
+    await pipe.drain()
+    (event,) = await pipe.events()
+    assert event.status == EventStatus.DONE.value
+    assert [row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)] == [sleep["id"]]
+    assert len(await pipe.rows(DataType.CYCLE, 10001)) == 1
