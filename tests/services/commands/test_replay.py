@@ -27,7 +27,7 @@ def test_since_refuses_anything_else() -> None:
 
 
 def test_status_must_be_an_event_status() -> None:
-    args = build_parser().parse_args(["replay", "--status", "failed", "--since", "30m"])
+    args = build_parser("replay").parse_args(["replay", "--status", "failed", "--since", "30m"])
     assert args.status == "failed"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["replay", "--status", "lost"])
+        build_parser("replay").parse_args(["replay", "--status", "lost"])
