@@ -291,7 +291,8 @@ async def test_retry_total_time_is_bounded(
     started = time.monotonic()
     with pytest.raises(WhoopServerError):
         await user.fetch(DataType.CYCLE, 1)
-    assert time.monotonic() - started < 0.6
+    # Unbounded, 1000 attempts would take ~35 s; the slack is for a loaded CI machine.
+    assert time.monotonic() - started < 2.0
     assert 2 <= route.call_count < 1000
 
 
