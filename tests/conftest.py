@@ -148,3 +148,20 @@ async def whoop_sim(whoop_sim_config: SimConfig) -> AsyncIterator[RunningSim]:
     `.oauth_base_url`, `.sim` for its state and control)."""
     async with serve_in_background(whoop_sim_config) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> object:
+    """A test that calls `configure_logging` (e.g. through a command, under capsys) must not leave
+    structlog printing to its captured, by then closed, stderr for every later test."""
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    if structlog.is_configured():
+        structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
