@@ -1,0 +1,206 @@
+"""Reconciliation (SPEC §4) against the simulator over real HTTP, on both backends: stale (user, type)
+pairs re-synced over a trailing window, fresh ones left alone, disconnected users skipped, the sweep
+yielding to interactive reads when the budget is short, and PENDING_SCORE records fetched again."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
+from common.db.repositories.records import parse_time
+from common.db.types import utcnow
+from common.ratelimit import Priority
+from common.sync.jobs import reconcile_users, refetch_pending_scores
+from common.sync.reconcile import RECONCILE_WINDOW, reconcile
+from common.types import ConnectionStatus, DataType, Trigger
+from tests.common.sync.harness import Pipeline, pipeline
+
+COLLECTIONS = {
+    DataType.CYCLE: "GET /v2/cycle",
+    DataType.SLEEP: "GET /v2/activity/sleep",
+    DataType.RECOVERY: "GET /v2/recovery",
+    DataType.WORKOUT: "GET /v2/activity/workout",
+}
+
+
+def _collection_calls(pipe: Pipeline) -> dict[DataType, int]:
+    return {data_type: pipe.calls(endpoint) for data_type, endpoint in COLLECTIONS.items()}
+
+
+async def _sync_now(pipe: Pipeline, user_id: uuid.UUID, data_type: DataType) -> None:
+    async with pipe.ctx.session_factory() as session:
+        result = await pipe.ctx.service(session).sync_collection(
+            user_id,
+            data_type,
+            trigger=Trigger.READ,
+            start=utcnow() - timedelta(days=1),
+            priority=Priority.INTERACTIVE,
+        )
+        await session.commit()
+    assert result.ok, result.error
+
+
+async def _set_status(pipe: Pipeline, user_id: uuid.UUID, status: ConnectionStatus) -> None:
+    async with pipe.ctx.session_factory() as session:
+        await ConnectionRepository(session).set_status(user_id, status)
+        await session.commit()
+
+
+async def test_every_stale_user_and_type_is_resynced_over_the_trailing_window(
+    pipe: Pipeline,
+) -> None:
+    await pipe.connect(10002)
+    pipe.sim.sim.reset_counters()
+    started = utcnow()
+    assert await reconcile_users(pipe.job_ctx(None)) == 8  # 2 users x 4 never-synced types
+    assert _collection_calls(pipe) == dict.fromkeys(COLLECTIONS, 2)
+    window_start = started - RECONCILE_WINDOW
+    for whoop_user_id in (10001, 10002):
+        cycles = await pipe.rows(DataType.CYCLE, whoop_user_id)
+        assert cycles, "the window holds recent cycles"
+        starts = [parse_time(c["start"]) for c in cycles]
+        assert all(s is not None and s >= window_start - timedelta(days=1) for s in starts)
+        assert len(cycles) < len(pipe.sim.sim.world.data(whoop_user_id).kinds["cycle"])
+        async with pipe.ctx.session_factory() as session:
+            states = await SyncLogRepository(session).for_user(pipe.users[whoop_user_id])
+            history = await SyncLogRepository(session).history(pipe.users[whoop_user_id])
+        assert {t: s.sync_status for t, s in states.items()} == dict.fromkeys(
+            COLLECTIONS, "success"
+        )
+        assert {a.trigger for a in history} == {Trigger.RECONCILE.value}
+
+
+async def test_a_type_still_fresh_is_not_resynced(pipe: Pipeline) -> None:
+    await _sync_now(pipe, pipe.users[10001], DataType.SLEEP)
+    pipe.sim.sim.reset_counters()
+    assert await reconcile(pipe.ctx) == 3
+    calls = _collection_calls(pipe)
+    assert calls.pop(DataType.SLEEP) == 0
+    assert set(calls.values()) == {1}
+
+
+async def test_each_type_goes_stale_after_its_own_threshold(pipe: Pipeline) -> None:
+    for data_type in COLLECTIONS:
+        await _sync_now(pipe, pipe.users[10001], data_type)
+    pipe.sim.sim.reset_counters()
+    assert await reconcile(pipe.ctx, now=utcnow() + timedelta(seconds=60)) == 0
+    assert pipe.sim.sim.counters.total == 0
+    # 90 minutes on: past the workout threshold (1 h), within the others' (2 h).
+    assert await reconcile(pipe.ctx, now=utcnow() + timedelta(minutes=90)) == 1
+    assert _collection_calls(pipe) == {
+        DataType.CYCLE: 0,
+        DataType.SLEEP: 0,
+        DataType.RECOVERY: 0,
+        DataType.WORKOUT: 1,
+    }
+
+
+async def test_users_needing_reauthorization_or_revoked_are_skipped(pipe: Pipeline) -> None:
+    await pipe.connect(10002)
+    await pipe.connect(10003)
+    await _set_status(pipe, pipe.users[10002], ConnectionStatus.REAUTHORIZATION_REQUIRED)
+    await _set_status(pipe, pipe.users[10003], ConnectionStatus.REVOKED)
+    pipe.sim.sim.reset_counters()
+    assert await reconcile(pipe.ctx) == 4
+    assert set(pipe.sim.sim.counters.by_user) == {10001}
+    async with pipe.ctx.session_factory() as session:
+        for whoop_user_id in (10002, 10003):
+            assert await SyncLogRepository(session).for_user(pipe.users[whoop_user_id]) == {}
+
+
+@pytest.fixture
+async def small_budget(
+    backend: str, pg_url: str, sqlite_url: str, redis_url: str
+) -> AsyncIterator[Pipeline]:
+    """A pipeline whose app-wide budget is 100 calls a minute, one member connected."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    async with pipeline(backend, url, redis_url, whoop_rate_limit_per_minute=100) as running:
+        await running.connect(10001)
+        running.sim.sim.reset_counters()
+        yield running
+
+
+async def _spend(pipe: Pipeline, calls: int) -> None:
+    """Use up part of the shared budget, as interactive reads elsewhere would."""
+    for _ in range(calls):
+        await pipe.ctx.limiter.acquire(Priority.INTERACTIVE)
+
+
+async def test_reconcile_yields_when_the_shared_budget_is_short(small_budget: Pipeline) -> None:
+    pipe = small_budget
+    await _spend(pipe, 80)  # 20 left: inside the quarter kept for interactive reads
+    assert await reconcile(pipe.ctx) == 0
+    assert pipe.sim.sim.counters.total == 0
+
+
+async def test_reconcile_stops_midway_once_the_budget_runs_short(small_budget: Pipeline) -> None:
+    pipe = small_budget
+    await _spend(pipe, 74)  # 26 left: two one-page syncs bring it under the 25 reserved
+    assert await reconcile(pipe.ctx) == 2
+    assert pipe.sim.sim.counters.total == 2
+    async with pipe.ctx.session_factory() as session:
+        states = await SyncLogRepository(session).for_user(pipe.users[10001])
+    assert len(states) == 2  # the other two types wait for the next sweep
+
+
+PENDING_KINDS = [
+    (DataType.SLEEP, "sleep", "id", "GET /v2/activity/sleep/{sleepId}"),
+    (DataType.WORKOUT, "workout", "id", "GET /v2/activity/workout/{workoutId}"),
+    (DataType.RECOVERY, "recovery", "cycle_id", "GET /v2/cycle/{cycleId}/recovery"),
+]
+
+
+async def _patch(pipe: Pipeline, kind: str, key: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    url = f"{pipe.sim.base_url}/_sim/users/10001/{kind}/{key}"
+    answer = await pipe.http.patch(url, params={"webhook": "false"}, json=changes)
+    assert answer.status_code == 200, answer.text
+    record: dict[str, Any] = answer.json()["record"]
+    return record
+
+
+@pytest.mark.parametrize(("data_type", "kind", "key", "endpoint"), PENDING_KINDS)
+async def test_a_pending_score_record_is_fetched_again_and_becomes_scored(
+    pipe: Pipeline, data_type: DataType, kind: str, key: str, endpoint: str
+) -> None:
+    target = copy.deepcopy(pipe.record(10001, kind))  # the simulator edits its own dict in place
+    assert target.get("score_state") == "SCORED"
+    other = pipe.record(10001, kind, 1)
+    pending = await _patch(pipe, kind, target[key], {"score_state": "PENDING_SCORE"})
+    assert "score" not in pending
+    async with pipe.ctx.session_factory() as session:
+        await RecordRepository(session, data_type).upsert(pipe.users[10001], [pending, other])
+        await session.commit()
+    # The score is given: the simulator's PATCH cannot generate a recovery score (KeyError 'start').
+    scored = {"score_state": "SCORED", "score": target["score"]}
+    rescored = await _patch(pipe, kind, target[key], scored)
+    pipe.sim.sim.reset_counters()
+    assert await refetch_pending_scores(pipe.job_ctx(None)) == 1
+    assert pipe.calls(endpoint) == 1  # only the pending record, not the scored one
+    async with pipe.ctx.session_factory() as session:
+        stored_key = target[key] if data_type is DataType.RECOVERY else uuid.UUID(target[key])
+        stored = await RecordRepository(session, data_type).get(stored_key)
+    assert stored is not None
+    assert stored["score_state"] == "SCORED"
+    assert stored["score"] == rescored["score"]
+    assert stored["updated_at"] == rescored["updated_at"]
+
+
+async def test_a_record_still_pending_at_whoop_stays_pending(pipe: Pipeline) -> None:
+    sleep = pipe.record(10001, "sleep")
+    pending = await _patch(pipe, "sleep", sleep["id"], {"score_state": "PENDING_SCORE"})
+    async with pipe.ctx.session_factory() as session:
+        await RecordRepository(session, DataType.SLEEP).upsert(pipe.users[10001], [pending])
+        await session.commit()
+    assert await refetch_pending_scores(pipe.job_ctx(None)) == 0
+    assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 1
+    async with pipe.ctx.session_factory() as session:
+        keys = await RecordRepository(session, DataType.SLEEP).keys_in_state(
+            pipe.users[10001], "PENDING_SCORE"
+        )
+    assert [str(k) for k in keys] == [sleep["id"]]
