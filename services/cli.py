@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from common.config import ConfigError
 
 # name → (module, one-line help)
@@ -49,6 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"whoop-sync: {exc}", file=sys.stderr)
         return 2
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        print(
+            f"whoop-sync: database error: {reason} (is it reachable, and migrated with "
+            "`whoop-sync migrate`?)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 
