@@ -4,8 +4,7 @@
 cipher, OAuth) over arq's own Redis connection; `on_shutdown` closes it. Jobs find it in `ctx["sync"]`
 and the queue to hand work on to in `ctx["queue"]`.
 
-The worker writes arq's health key (`arq:queue:health-check`) every HEALTH_CHECK_INTERVAL seconds,
-with a time to live just past it; `whoop-sync worker --check` (compose's health check) reads it.
+The worker writes arq's health key every HEALTH_CHECK_INTERVAL seconds (see `health.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +13,14 @@ import os
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.constants import default_queue_name, health_check_key_suffix
 from arq.worker import Worker
 
 from common.config import Settings, get_settings
 from common.queue import ArqQueue
 from common.sync.context import build_context
 from services.worker.crons import cron_jobs
+from services.worker.health import HEALTH_CHECK_INTERVAL, HEALTH_CHECK_KEY, redis_settings
 from services.worker.jobs import functions
-
-HEALTH_CHECK_INTERVAL = 10  # seconds; arq's default (an hour) is useless to a health check
-HEALTH_CHECK_KEY = default_queue_name + health_check_key_suffix
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -55,13 +51,6 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(
         os.environ.get("WHOOPSYNC_REDIS_URL") or "redis://localhost:6379"
     )
-
-
-def redis_settings(settings: Settings) -> RedisSettings:
-    """arq's connection settings for the configured Redis (ConfigError when unset)."""
-    settings.require("redis_url")
-    assert settings.redis_url is not None  # checked by require()
-    return RedisSettings.from_dsn(settings.redis_url)
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
