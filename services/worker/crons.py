@@ -12,16 +12,20 @@ from common.config import Settings
 from common.sync.jobs import CRONS
 
 
+def _step(count: int, within: int) -> int:
+    """The largest divisor of `within` not above `count` (at least 1), so that ticks stay even."""
+    count = max(1, min(within, count))
+    return next(d for d in range(count, 0, -1) if within % d == 0)
+
+
 def schedule(seconds: int) -> dict[str, Any]:
-    """arq's wall-clock fields for "every `seconds`" (rounded to a divisor of the minute or hour)."""
+    """arq's wall-clock fields for "every `seconds`", rounded down to a divisor of the minute,
+    hour or day (45 s runs every 30 s, 7 h every 6 h): a cron ticks on the clock, not from a start."""
     if seconds < 60:
-        step = max(1, seconds)
-        return {"second": set(range(0, 60, step))}
+        return {"second": set(range(0, 60, _step(seconds, 60)))}
     if seconds < 3600:
-        step = max(1, seconds // 60)
-        return {"minute": set(range(0, 60, step)), "second": 0}
-    step = max(1, min(24, seconds // 3600))
-    return {"hour": set(range(0, 24, step)), "minute": 0, "second": 0}
+        return {"minute": set(range(0, 60, _step(seconds // 60, 60))), "second": 0}
+    return {"hour": set(range(0, 24, _step(seconds // 3600, 24))), "minute": 0, "second": 0}
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
