@@ -1,0 +1,197 @@
+"""The worker's jobs over real HTTP on both backends: `backfill_user` (every collection, paged),
+`sync_type`, and an event whose retries run out ending `failed`, then replayed by the real
+`whoop-sync replay --status failed` once WHOOP answers again."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq import Retry
+
+from common.db.repositories import SyncLogRepository
+from common.db.repositories.records import parse_time
+from common.db.types import utcnow
+from common.queue import ArqQueue, Queue
+from common.sync.jobs import EVENT_TRIES, JOBS, backfill_user, process_webhook_event, sweep_inbox
+from common.sync.reconcile import RECONCILE_WINDOW
+from common.types import DataType, EventStatus, Trigger
+from common.whoop.client import WhoopClient
+from common.whoop.retry import RetryPolicy
+from tests.common.sync.harness import Pipeline, pipeline
+
+CLI = str(Path(sys.executable).with_name("whoop-sync"))
+FAULTS = "/_sim/faults"
+COLLECTIONS = {
+    DataType.CYCLE: "GET /v2/cycle",
+    DataType.SLEEP: "GET /v2/activity/sleep",
+    DataType.RECOVERY: "GET /v2/recovery",
+    DataType.WORKOUT: "GET /v2/activity/workout",
+}
+TIME_FIELD = {"cycle": "start", "sleep": "start", "workout": "start", "recovery": "created_at"}
+
+
+def _queue(pipe: Pipeline) -> Queue:
+    """The queue jobs go through on this backend (arq on Redis, or the in-process one)."""
+    if pipe.inproc is not None:
+        return pipe.inproc
+    assert pipe.ctx.redis is not None
+    return ArqQueue(pipe.ctx.redis)  # type: ignore[arg-type]
+
+
+def _no_retry_ctx(pipe: Pipeline) -> dict[str, Any]:
+    """A job ctx whose WHOOP client gives up on a 5xx at once (the job's own retries remain)."""
+    settings = pipe.settings
+    fast = WhoopClient(
+        pipe.ctx.http, settings.whoop_api_base_url, pipe.ctx.limiter, retry=RetryPolicy(attempts=1)
+    )
+    return pipe.job_ctx(None) | {"sync": dataclasses.replace(pipe.ctx, whoop=fast)}
+
+
+async def _fault(pipe: Pipeline, path: str, status: int) -> None:
+    answer = await pipe.http.post(
+        f"{pipe.sim.base_url}{FAULTS}", json={"path": path, "status": status}
+    )
+    assert answer.status_code == 201, answer.text
+
+
+async def _history(pipe: Pipeline, whoop_user_id: int) -> list[tuple[str, str, str]]:
+    """(type, trigger, outcome) of every attempt of a member, oldest first."""
+    async with pipe.ctx.session_factory() as session:
+        attempts = await SyncLogRepository(session).history(pipe.users[whoop_user_id], limit=100)
+    return [(a.data_type, a.trigger, a.outcome) for a in reversed(attempts)]
+
+
+@pytest.fixture
+async def deep(
+    backend: str, pg_url: str, sqlite_url: str, redis_url: str
+) -> AsyncIterator[Pipeline]:
+    """One member with 40 days of history and BACKFILL_DAYS=30: more than a page of cycles."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    async with pipeline(backend, url, redis_url, users=1, days=40, backfill_days=30) as running:
+        await running.connect(10001)
+        running.sim.sim.reset_counters()
+        yield running
+
+
+def _expected(pipe: Pipeline, kind: str, days: int) -> set[Any]:
+    """The simulator's records of a kind whose time lies within the last `days`."""
+    since = utcnow() - timedelta(days=days)
+    key = "cycle_id" if kind == "recovery" else "id"
+    return {
+        rec.body[key]
+        for rec in pipe.sim.sim.world.data(10001).kinds[kind].values()
+        if (moment := parse_time(rec.body[TIME_FIELD[kind]])) is not None and moment >= since
+    }
+
+
+async def test_backfill_user_pulls_backfill_days_of_every_collection_across_pages(
+    deep: Pipeline,
+) -> None:
+    await _queue(deep).enqueue("backfill_user", str(deep.users[10001]))
+    await deep.drain()
+    for data_type, endpoint in COLLECTIONS.items():
+        kind = data_type.value
+        expected = _expected(deep, kind, 30)
+        key = "cycle_id" if kind == "recovery" else "id"
+        stored = {row[key] for row in await deep.rows(data_type, 10001)}
+        assert stored == expected, kind
+        assert deep.calls(endpoint) == -(-len(expected) // 25), kind  # pages of 25
+    assert len(_expected(deep, "cycle", 30)) > 25  # so the cycles needed a second page
+    assert len(_expected(deep, "cycle", 40)) > len(_expected(deep, "cycle", 30))  # older ones left
+    history = await _history(deep, 10001)
+    assert sorted(history) == sorted((t.value, "backfill", "success") for t in COLLECTIONS)
+
+
+async def test_backfill_with_one_type_failing_keeps_the_others_and_retries(
+    deep: Pipeline,
+) -> None:
+    await _fault(deep, "*/v2/activity/workout", 503)
+    ctx = _no_retry_ctx(deep)
+    with pytest.raises(Retry):
+        await backfill_user(ctx | {"job_try": 1}, str(deep.users[10001]))
+    assert len(await deep.rows(DataType.CYCLE, 10001)) > 25  # committed per type
+    assert await deep.rows(DataType.WORKOUT, 10001) == []
+    last_try = JOBS["backfill_user"].max_tries
+    assert await backfill_user(ctx | {"job_try": last_try}, str(deep.users[10001])) == "failed"
+    outcomes = {(t, o) for t, _, o in await _history(deep, 10001)}
+    assert ("workout", "failed") in outcomes
+    assert ("cycle", "success") in outcomes
+
+
+async def test_sync_type_syncs_one_collection_over_the_trailing_window(pipe: Pipeline) -> None:
+    user_id = str(pipe.users[10001])
+    await _queue(pipe).enqueue("sync_type", user_id, "sleep", "reconcile")
+    await pipe.drain()
+    assert pipe.calls(COLLECTIONS[DataType.SLEEP]) == 1
+    assert pipe.sim.sim.counters.total == 1  # that type only
+    rows = await pipe.rows(DataType.SLEEP, 10001)
+    assert {row["id"] for row in rows} == _expected(pipe, "sleep", RECONCILE_WINDOW.days)
+    assert rows
+    assert await _history(pipe, 10001) == [("sleep", Trigger.RECONCILE.value, "success")]
+
+
+async def _exhaust(pipe: Pipeline, event_id: int) -> None:
+    """Run the event's job through every try while WHOOP answers 503."""
+    ctx = _no_retry_ctx(pipe)
+    for job_try in range(1, EVENT_TRIES):
+        with pytest.raises(Retry):
+            await process_webhook_event(ctx | {"job_try": job_try}, event_id)
+        (event,) = await pipe.events()
+        assert event.status == EventStatus.PENDING.value
+    assert await process_webhook_event(ctx | {"job_try": EVENT_TRIES}, event_id) == "failed"
+
+
+async def _replay_failed(pipe: Pipeline) -> str:
+    """`whoop-sync replay --status failed` as a process, with the pipeline's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | pipe.env()
+    process = await asyncio.create_subprocess_exec(
+        CLI, "replay", "--status", "failed", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out.decode().strip()
+
+
+async def test_an_event_out_of_retries_fails_visibly_and_replay_processes_it(
+    pipe: Pipeline,
+) -> None:
+    sleep = pipe.record(10001, "sleep")
+    await _fault(pipe, "*/v2/activity/sleep/*", 503)
+    pipe.use_queue(None)  # the jobs run by hand, try by try
+    body = {"user_id": 10001, "id": sleep["id"], "type": "sleep.updated", "trace_id": "out-1"}
+    assert (await pipe.post(body)).status_code == 204
+    (event,) = await pipe.events()
+    await _exhaust(pipe, event.id)
+    (event,) = await pipe.events()
+    assert (event.status, event.attempts) == (EventStatus.FAILED.value, EVENT_TRIES)
+    assert "503" in (event.last_error or "")
+    async with pipe.ctx.session_factory() as session:
+        state = await SyncLogRepository(session).get(pipe.users[10001], DataType.SLEEP)
+    assert state is not None
+    assert (state.sync_status, state.last_sync_at) == ("failed", None)
+    assert "503" in (state.error_message or "")
+    assert ("sleep", "webhook", "failed") in await _history(pipe, 10001)
+
+    await pipe.http.delete(f"{pipe.sim.base_url}{FAULTS}")  # WHOOP answers again
+    printed = await _replay_failed(pipe)
+    assert printed.startswith("replayed 1 events")
+    if pipe.inproc is not None:  # embedded: the sweeper of `serve` picks reopened events up
+        pipe.use_queue(pipe.inproc)
+        assert await sweep_inbox(pipe.job_ctx(pipe.inproc)) == 1
+    await pipe.drain()
+    (event,) = await pipe.events()
+    assert event.status == EventStatus.DONE.value
+    assert [row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)] == [sleep["id"]]
+    async with pipe.ctx.session_factory() as session:
+        state = await SyncLogRepository(session).get(pipe.users[10001], DataType.SLEEP)
+    assert state is not None
+    assert state.sync_status == "success"
