@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from common.serving import add_listen_arguments, run_app
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to listen."""
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8001, help="port (default: 8001)")
+    add_listen_arguments(parser, 8001)
 
 
 def main(args: argparse.Namespace) -> int:
     """Serve the api until interrupted."""
-    # Imported here so that other subcommands never load FastAPI and the WHOOP client.
-    import uvicorn
-
-    from common.config import load_settings
-    from common.logging import configure_logging
+    # Imported here so that other subcommands never load the api and the WHOOP client.
     from services.api.app import create_app
 
-    settings = load_settings()
-    app = create_app(settings)  # refuses with one ConfigError line before anything is set up
-    configure_logging(settings.log_format)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
-    return 0
+    return run_app(create_app, args.host, args.port)

@@ -22,9 +22,16 @@ from common.config import Settings
 from common.db.migrate import upgrade_async
 from common.http_ops import ops_router
 from common.queue import ArqQueue, InProcessQueue, Queue
+from common.serving import add_listen_arguments, run_app
 from common.sync.context import SyncContext, build_context
 from common.sync.jobs import CRONS, JOBS
-from services.api.app import DESCRIPTION, build_api_state, install_api, readiness_checks
+from services.api.app import (
+    DESCRIPTION,
+    build_api_state,
+    check_settings,
+    install_api,
+    readiness_checks,
+)
 from services.webhook.app import webhook_router
 from services.webhook.deps import WebhookState
 
@@ -73,11 +80,7 @@ class _Jobs:
 
 def create_app(settings: Settings) -> FastAPI:
     """The all-in-one app: the api's routes and the webhook route over one shared context."""
-    settings.require(
-        "whoop_client_id", "whoop_client_secret", "whoop_redirect_uri", "token_encryption_key"
-    )
-    if not settings.jwt_jwks_url:
-        settings.require("jwt_secret")
+    check_settings(settings)
     assert settings.whoop_client_secret is not None  # checked by require()
     secret = settings.whoop_client_secret.get_secret_value().encode()
 
@@ -114,19 +117,9 @@ def create_app(settings: Settings) -> FastAPI:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to listen."""
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8001, help="port (default: 8001)")
+    add_listen_arguments(parser, 8001)
 
 
 def main(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    import uvicorn
-
-    from common.config import get_settings
-    from common.logging import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings.log_format)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
-    return 0
+    return run_app(create_app, args.host, args.port)
