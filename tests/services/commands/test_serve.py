@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -219,3 +224,34 @@ async def test_readyz_fails_when_the_database_is_unreachable(tmp_path: Path) -> 
     assert ready.status_code == 503
     assert "database" in ready.text
     assert alive.status_code == 200
+
+
+@pytest.mark.parametrize("command", ["serve", "api"])
+def test_process_serves_then_stops_with_exit_code_0_on_sigterm(
+    command: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | {
+        "WHOOPSYNC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+        "WHOOPSYNC_WHOOP_CLIENT_ID": "c",
+        "WHOOPSYNC_WHOOP_CLIENT_SECRET": "s",
+        "WHOOPSYNC_WHOOP_REDIRECT_URI": f"http://127.0.0.1:{port}/api/v1/whoop/callback",
+        "WHOOPSYNC_JWT_SECRET": JWT,
+        "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "WHOOPSYNC_LOG_FORMAT": "json",
+    }
+    cli = str(Path(sys.executable).with_name("whoop-sync"))
+    proc = subprocess.Popen([cli, command, "--port", str(port)], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"{command} did not answer /healthz")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
