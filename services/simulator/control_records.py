@@ -49,11 +49,12 @@ def _rescore(kind: str, body: Body, rng: random.Random) -> None:
     if body.get("score_state") != "SCORED":
         body.pop("score", None)
     elif "score" not in body:
-        span = parse_ms(body.get("end") or body["start"]) - parse_ms(
-            body.get("start") or body["created_at"]
-        )
         scorer = {"sleep": g.sleep_score, "workout": g.workout_score}.get(kind)
-        body["score"] = scorer(rng, max(span, 60_000)) if scorer else SCORES[kind](rng)
+        if scorer is None:  # cycle and recovery scores need no span
+            body["score"] = SCORES[kind](rng)
+            return
+        span = parse_ms(body.get("end") or body["start"]) - parse_ms(body["start"])
+        body["score"] = scorer(rng, max(span, 60_000))
 
 
 def _defaults(sim: Simulator, user: UserData, kind: str, given: Body, rng: random.Random) -> Body:
@@ -98,7 +99,7 @@ async def collection(request: Request) -> Response:
         return target
     sim, user, kind = target
     given = await read_json(request)
-    rng = random.Random(sim.clock.now_ms())
+    rng = random.Random()  # records made through control vary, so their ids never collide
     try:
         body = _defaults(sim, user, kind, given, rng) | given
     except (KeyError, ValueError) as exc:
@@ -134,7 +135,7 @@ async def item(request: Request) -> Response:
     body.update(changes)
     if "updated_at" not in changes:
         touch(body, sim.clock.now_ms())
-    _rescore(kind, body, random.Random(sim.clock.now_ms()))
+    _rescore(kind, body, random.Random())
     user.put(kind, body)
     webhook = _notify(request, sim, user, kind, body, "updated")
     return json_response({"record": body, "webhook": webhook})

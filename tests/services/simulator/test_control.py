@@ -88,3 +88,27 @@ async def test_a_created_cycle_is_the_only_open_one(
     assert open_cycles == [created]
     recovery = (await client.post(f"/_sim/users/{user_id}/recovery", json={})).json()["record"]
     validate(recovery, "Recovery")
+
+
+async def test_records_created_in_the_same_instant_get_distinct_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    made = [
+        (await client.post("/_sim/users/10001/workout", json={"sport_name": "running"})).json()
+        for _ in range(5)
+    ]
+    assert len({m["record"]["id"] for m in made}) == 5
+
+
+async def test_rescoring_a_recovery_without_a_score_generates_one(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (
+        await client.post("/_sim/users/10001/recovery", json={"score_state": "PENDING_SCORE"})
+    ).json()
+    key = created["record"]["cycle_id"]
+    patched = await client.patch(
+        f"/_sim/users/10001/recovery/{key}", json={"score_state": "SCORED"}
+    )
+    assert patched.status_code == 200, patched.text
+    assert "recovery_score" in patched.json()["record"]["score"]
