@@ -167,10 +167,18 @@ class SyncService:
         return results
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
-        """Fetch again the records still PENDING_SCORE; how many came back scored or changed."""
+        """Fetch again the records still PENDING_SCORE; how many came back scored or changed.
+
+        Only records not written for longer than their type's threshold: WHOOP sends a webhook
+        when it scores a record, so a pending record fetched recently needs nothing more.
+        """
+        now = utcnow()
         keys = {
             data_type: await RecordRepository(self.session, data_type).keys_in_state(
-                user_id, PENDING_SCORE, limit=per_type
+                user_id,
+                PENDING_SCORE,
+                limit=per_type,
+                synced_before=now - timedelta(seconds=self.settings.threshold_seconds(data_type)),
             )
             for data_type in ALL_TYPES
         }

@@ -242,13 +242,22 @@ class RecordRepository:
         return None if text is None else dict(orjson.loads(text))
 
     async def keys_in_state(
-        self, user_id: uuid.UUID, score_state: str, limit: int = 100
+        self,
+        user_id: uuid.UUID,
+        score_state: str,
+        limit: int = 100,
+        *,
+        synced_before: datetime | None = None,
     ) -> list[Any]:
-        """Keys of this user's records still in a score state (e.g. PENDING_SCORE), newest first."""
+        """Keys of this user's records still in a score state (e.g. PENDING_SCORE), newest first;
+        with `synced_before`, only those last written before that moment."""
         table = self.kind.table
+        clauses = [table.c.user_id == user_id, table.c.score_state == score_state]
+        if synced_before is not None:
+            clauses.append(table.c.synced_at < synced_before)
         stmt = (
             select(table.c[self.kind.key])
-            .where(table.c.user_id == user_id, table.c.score_state == score_state)
+            .where(*clauses)
             .order_by(table.c[self.kind.time_column].desc())
             .limit(limit)
         )

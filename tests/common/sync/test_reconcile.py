@@ -11,9 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
-from common.db.repositories.records import parse_time
+from common.db.repositories.records import KINDS, parse_time
 from common.db.types import utcnow
 from common.ratelimit import Priority
 from common.sync.jobs import reconcile_users, refetch_pending_scores
@@ -164,6 +165,29 @@ async def _patch(pipe: Pipeline, kind: str, key: Any, changes: dict[str, Any]) -
     return record
 
 
+async def _written_hours_ago(pipe: Pipeline, data_type: DataType, hours: float) -> None:
+    """Make the user's cached records of a type look written `hours` ago."""
+    table = KINDS[data_type].table
+    async with pipe.ctx.session_factory() as session:
+        await session.execute(
+            update(table)
+            .where(table.c.user_id == pipe.users[10001])
+            .values(synced_at=utcnow() - timedelta(hours=hours))
+        )
+        await session.commit()
+
+
+async def test_a_pending_record_written_recently_waits_for_its_webhook(pipe: Pipeline) -> None:
+    sleep = pipe.record(10001, "sleep")
+    pending = await _patch(pipe, "sleep", sleep["id"], {"score_state": "PENDING_SCORE"})
+    async with pipe.ctx.session_factory() as session:
+        await RecordRepository(session, DataType.SLEEP).upsert(pipe.users[10001], [pending])
+        await session.commit()
+    pipe.sim.sim.reset_counters()
+    assert await refetch_pending_scores(pipe.job_ctx(None)) == 0
+    assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 0
+
+
 @pytest.mark.parametrize(("data_type", "kind", "key", "endpoint"), PENDING_KINDS)
 async def test_a_pending_score_record_is_fetched_again_and_becomes_scored(
     pipe: Pipeline, data_type: DataType, kind: str, key: str, endpoint: str
@@ -176,6 +200,7 @@ async def test_a_pending_score_record_is_fetched_again_and_becomes_scored(
     async with pipe.ctx.session_factory() as session:
         await RecordRepository(session, data_type).upsert(pipe.users[10001], [pending, other])
         await session.commit()
+    await _written_hours_ago(pipe, data_type, 3)
     # The score is given: the simulator's PATCH cannot generate a recovery score (KeyError 'start').
     scored = {"score_state": "SCORED", "score": target["score"]}
     rescored = await _patch(pipe, kind, target[key], scored)
@@ -197,6 +222,7 @@ async def test_a_record_still_pending_at_whoop_stays_pending(pipe: Pipeline) -> 
     async with pipe.ctx.session_factory() as session:
         await RecordRepository(session, DataType.SLEEP).upsert(pipe.users[10001], [pending])
         await session.commit()
+    await _written_hours_ago(pipe, DataType.SLEEP, 3)
     assert await refetch_pending_scores(pipe.job_ctx(None)) == 0
     assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 1
     async with pipe.ctx.session_factory() as session:
