@@ -1,7 +1,8 @@
 """The smart read: cache when fresh enough, else one shared sync with WHOOP, else the stale cache.
 
-A fresh read is two queries (connection joined with the sync log, then the records) and a string
-splice of the stored JSON texts; it makes no upstream call and takes no lock. A refresh is shared:
+A fresh read is one statement on a plain connection (connection, sync log and, when fresh enough,
+the records; no transaction) and a string splice of the stored JSON texts; it makes no upstream call
+and takes no lock. A refresh is shared:
 concurrent readers of one user, type and window in this process await one task, and across
 processes a lock per user and type lets the next holder reuse a sync that finished after it arrived.
 """
@@ -12,16 +13,16 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import orjson
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.config import Settings
 from common.db.repositories import RecordRepository, SyncLogRepository
-from common.db.repositories.read_state import ReadState, ReadStateRepository
+from common.db.repositories.read_state import CachedRead, ReadState, ReadStateRepository, Window
 from common.db.types import utcnow
 from common.locks import Locks, LockTimeout
 from common.metrics import READS
@@ -104,40 +105,43 @@ class SmartReader:
 
     async def read(self, user_id: uuid.UUID, query: ReadQuery) -> Answer:
         """The answer for one read: cache, whoop_api, stale_cache, or an error form."""
-        async with self.session_factory() as session:
-            state = await ReadStateRepository(session).get(user_id, query.data_type)
-            if state is None or state.connection_status is ConnectionStatus.REVOKED:
-                raise ApiError(404, "not_connected", "No WHOOP account is connected for this user")
-            if not query.force_refresh:
-                cached = await self._from_cache(session, user_id, query, state)
-                if cached is not None:
-                    return cached
-        answer = await self._shared_refresh(user_id, query, state)
+        threshold = self.settings.threshold_seconds(query.data_type)
+        now = utcnow()
+        # No records are read when the cache is not going to be used anyway.
+        fresh_after = None if query.force_refresh else now - timedelta(seconds=threshold)
+        window = Window(query.limit, query.start, query.end)
+        async with self._engine.connect() as connection:
+            found = await ReadStateRepository(connection).read(
+                user_id, query.data_type, window, fresh_after
+            )
+        if found is None or found.state.connection_status is ConnectionStatus.REVOKED:
+            raise ApiError(404, "not_connected", "No WHOOP account is connected for this user")
+        if found.records is not None:
+            READS.labels(query.data_type.value, "cache").inc()
+            return self._from_cache(found, threshold, now)
+        answer = await self._shared_refresh(user_id, query, found.state)
         READS.labels(query.data_type.value, answer.source).inc()
         return answer
 
-    async def _from_cache(
-        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, state: ReadState
-    ) -> Answer | None:
-        threshold = self.settings.threshold_seconds(query.data_type)
-        now = utcnow()
-        if state.last_sync_at is None or (now - state.last_sync_at).total_seconds() >= threshold:
-            return None
-        records = await RecordRepository(session, query.data_type).read_json(
-            user_id, limit=query.limit, start=query.start, end=query.end
-        )
-        seconds, hours = age_of(state.last_sync_at, now)
+    @property
+    def _engine(self) -> AsyncEngine:
+        return cast(AsyncEngine, self.session_factory.kw["bind"])
+
+    @staticmethod
+    def _from_cache(found: CachedRead, threshold: int, now: datetime) -> Answer:
+        records = found.records or []
+        last_sync_at = cast(datetime, found.state.last_sync_at)  # fresh: synced recently
+        seconds, hours = age_of(last_sync_at, now)
         metadata = {
             "source": "cache",
             "record_count": len(records),
-            "last_sync_at": state.last_sync_at,
+            "last_sync_at": last_sync_at,
             "time_since_sync_seconds": seconds,
             "time_since_sync_hours": hours,
             "threshold_seconds": threshold,
             "cached_enough": True,
             "note": NOTE_CACHE,
         }
-        READS.labels(query.data_type.value, "cache").inc()
         return Answer(200, render("success", records, metadata), "cache")
 
     async def _shared_refresh(
