@@ -3,6 +3,11 @@
 `sub` is the user's UUID. Audience and issuer are checked when configured, not otherwise (Supabase
 tokens carry `aud: authenticated`). Every refusal is an `AuthError` whose message never contains the
 token.
+
+A token that passed every check is remembered (bounded LRU, keyed by the whole token, signature
+included) with its `exp`: until then, and for at most VERIFIED_TTL_SECONDS, the same token is accepted
+without decoding it again. Only successes are kept, so nothing refused is ever accepted from memory;
+the TTL bounds how long a token stays accepted after its signing key leaves the JWKS.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import jwt
@@ -23,6 +29,8 @@ ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 JWKS_TTL_SECONDS = 300.0
 # An unknown `kid` makes us fetch the JWKS again (key rotation), but not more often than this.
 JWKS_MIN_REFETCH_SECONDS = 10.0
+VERIFIED_CACHE_SIZE = 4096
+VERIFIED_TTL_SECONDS = 60.0
 
 
 class AuthError(Exception):
@@ -91,6 +99,12 @@ class JwksCache:
             self._fetched_at = time.monotonic()
 
 
+class _Verified(NamedTuple):
+    user_id: uuid.UUID
+    expires_at: float  # the token's `exp`, epoch seconds
+    recheck_at: float  # monotonic: verify in full again from here on
+
+
 class TokenVerifier:
     """Checks bearer tokens as the settings say and returns the user's UUID."""
 
@@ -107,9 +121,26 @@ class TokenVerifier:
             raise ConfigError(
                 "WHOOPSYNC_JWT_SECRET or WHOOPSYNC_JWT_JWKS_URL is required but not set"
             )
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify_token(self, token: str) -> uuid.UUID:
         """The `sub` of a valid token as a UUID; AuthError for anything else."""
+        known = self._verified.get(token)
+        if known is not None:
+            # PyJWT refuses once `exp <= now`; the same rule here.
+            if time.time() < known.expires_at and time.monotonic() < known.recheck_at:
+                self._verified.move_to_end(token)
+                return known.user_id
+            del self._verified[token]
+        user_id, expires_at = await self._verify(token)
+        self._verified[token] = _Verified(
+            user_id, expires_at, time.monotonic() + VERIFIED_TTL_SECONDS
+        )
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return user_id
+
+    async def _verify(self, token: str) -> tuple[uuid.UUID, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -121,8 +152,9 @@ class TokenVerifier:
         else:
             algorithms, key = ["HS256"], self.secret
         claims = self._decode(token, key, algorithms)
+        expires_at = float(claims["exp"])  # required, and checked to be a number by PyJWT
         try:
-            return uuid.UUID(str(claims["sub"]))
+            return uuid.UUID(str(claims["sub"])), expires_at
         except (KeyError, ValueError) as exc:
             raise AuthError("token subject is not a user id") from exc
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -43,6 +45,27 @@ async def test_rejects_expired_token() -> None:
     verifier = TokenVerifier(_settings(jwt_secret=SECRET))
     with pytest.raises(AuthError, match="expired"):
         await verifier.verify_token(mint_token(USER, SECRET, timedelta(seconds=-5)))
+
+
+async def test_rejects_token_that_expired_after_it_was_accepted() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    token = mint_token(USER, SECRET, timedelta(seconds=2))
+    assert await verifier.verify_token(token) == USER
+    assert await verifier.verify_token(token) == USER  # remembered
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.05)
+    with pytest.raises(AuthError, match="expired"):
+        await verifier.verify_token(token)
+
+
+async def test_remembered_token_does_not_vouch_for_a_tampered_one() -> None:
+    verifier = TokenVerifier(_settings(jwt_secret=SECRET))
+    token = mint_token(USER, SECRET)
+    assert await verifier.verify_token(token) == USER
+    header, _claims, signature = token.split(".")
+    other = mint_token(uuid.uuid4(), SECRET).split(".")[1]
+    with pytest.raises(AuthError, match="signature"):
+        await verifier.verify_token(f"{header}.{other}.{signature}")
 
 
 async def test_rejects_wrong_signature() -> None:
