@@ -44,6 +44,9 @@ class WorkerSettings:
     on_startup = on_startup
     on_shutdown = on_shutdown
     max_jobs = 20
+    # arq looks for due jobs every poll_delay seconds when idle (default 0.5 s): that wait was most
+    # of the webhook-to-readable lag. 50 ms costs one cheap ZRANGEBYSCORE per tick.
+    poll_delay = 0.05
     handle_signals = True
     health_check_interval = HEALTH_CHECK_INTERVAL
     # Plain data read from the environment (no connection, no Settings object at import time), so
@@ -63,6 +66,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "redis_settings": redis_settings(settings),
         "ctx": {"settings": settings},
         "max_jobs": WorkerSettings.max_jobs,
+        "poll_delay": WorkerSettings.poll_delay,
         "handle_signals": True,
         "health_check_interval": HEALTH_CHECK_INTERVAL,
         "health_check_key": HEALTH_CHECK_KEY,
