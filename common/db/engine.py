@@ -34,9 +34,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
+        # Connections are kept, never churned: opening one costs far more than a query, and
+        # overflow connections would be closed on return, so a busy process waits for a pooled
+        # one instead. Twenty per process leaves room for several processes under PostgreSQL's
+        # default of 100. No pre-ping (a round trip per checkout): a connection broken by a
+        # database restart fails its request once and the pool is invalidated, which callers
+        # survive (the webhook answers 503 and WHOOP sends again).
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 30)
+        kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 
