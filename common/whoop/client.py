@@ -21,6 +21,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
@@ -119,85 +120,61 @@ class WhoopClient:
         **path: Any,
     ) -> httpx.Response:
         """One successful (2xx) answer, or the WhoopError that explains why not."""
-        url = self.base_url + template.format(**path)
+        call = _Call(method, self.base_url + template.format(**path), template, params, priority)
         token = await tokens.access_token()
-        response = await self._send(method, url, template, params, token, priority)
+        response = await self._send(call, token)
         if response.status_code == 401:
             log.info("whoop.token_rejected", endpoint=template)
             token = await tokens.refresh(token)
-            response = await self._send(method, url, template, params, token, priority)
+            response = await self._send(call, token)
         if response.is_success:
             return response
         raise status_error(response.status_code)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        template: str,
-        params: Mapping[str, Any] | None,
-        token: str,
-        priority: Priority,
-    ) -> httpx.Response:
+    async def _send(self, call: _Call, token: str) -> httpx.Response:
         """Retried attempts; a 429 blocks the app until the reset and waits within the budget."""
         waited, reset = 0.0, 60.0
         for _ in range(MAX_RATE_LIMITED_ROUNDS):
-            response = await self._retried(method, url, template, params, token, priority)
+            response = await self._retried(call, token)
             if response.status_code != 429:
                 return response
             reset_header = header(response, "X-RateLimit-Reset")
             reset = 60.0 if reset_header is None else max(reset_header, 0.0)
             WHOOP_RATE_LIMITED.inc()
-            log.warning("whoop.rate_limited", endpoint=template, reset_after=reset)
+            log.warning("whoop.rate_limited", endpoint=call.template, reset_after=reset)
             await self.limiter.block_for(reset)
-            if waited + reset > self.wait_budget[priority]:
+            if waited + reset > self.wait_budget[call.priority]:
                 raise WhoopRateLimited(reset)
             waited += reset  # the next acquire() sleeps until the block lifts
         raise WhoopRateLimited(reset)
 
-    async def _retried(
-        self,
-        method: str,
-        url: str,
-        template: str,
-        params: Mapping[str, Any] | None,
-        token: str,
-        priority: Priority,
-    ) -> httpx.Response:
+    async def _retried(self, call: _Call, token: str) -> httpx.Response:
         try:
-            async for attempt in self.retry.retrying(self._sleep, template):
+            async for attempt in self.retry.retrying(self._sleep, call.template):
                 with attempt:
-                    return await self._attempt(method, url, template, params, token, priority)
+                    return await self._attempt(call, token)
         except Retryable as exc:
             raise exc.error from None
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        template: str,
-        params: Mapping[str, Any] | None,
-        token: str,
-        priority: Priority,
-    ) -> httpx.Response:
-        await self.limiter.acquire(priority, max_wait=self.wait_budget[priority])
+    async def _attempt(self, call: _Call, token: str) -> httpx.Response:
+        await self.limiter.acquire(call.priority, max_wait=self.wait_budget[call.priority])
         started = time.perf_counter()
         try:
             response = await self.http.request(
-                method,
-                url,
-                params=params,
+                call.method,
+                call.url,
+                params=call.params,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
-            WHOOP_CALLS.labels(template, "error").inc()
+            WHOOP_CALLS.labels(call.template, "error").inc()
             raise Retryable(transport_error(exc)) from None
-        WHOOP_CALLS.labels(template, str(response.status_code)).inc()
+        WHOOP_CALLS.labels(call.template, str(response.status_code)).inc()
         log.debug(
             "whoop.called",
-            endpoint=template,
+            endpoint=call.template,
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
@@ -208,6 +185,17 @@ class WhoopClient:
         if response.status_code >= 500:
             raise Retryable(WhoopServerError(response.status_code))
         return response
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One WHOOP request: what to send, under which endpoint template, at which priority."""
+
+    method: str
+    url: str
+    template: str
+    params: Mapping[str, Any] | None
+    priority: Priority
 
 
 class UserClient:
