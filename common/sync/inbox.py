@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.db.repositories import WebhookEventRepository
+from common.db.repositories.webhook_events import InboxWriter
 from common.queue import Queue, QueueUnavailable
 from common.sync.events import EventOutcome, is_known
 from common.types import EventStatus
 
-__all__ = ["PROCESS_EVENT", "ClaimedEvent", "Inbox", "hand_off"]
+__all__ = ["PROCESS_EVENT", "ClaimedEvent", "Inbox", "enqueue_recorded", "hand_off", "record_event"]
 
 log = structlog.get_logger(__name__)
 
@@ -123,3 +124,48 @@ async def hand_off(
         except Exception:  # the jobs are queued; a missing mark only makes the sweep earlier
             log.warning("inbox.mark_enqueued_failed", count=len(sent))
     return len(sent)
+
+
+async def record_event(
+    engine: AsyncEngine,
+    *,
+    trace_id: str,
+    event_type: str,
+    whoop_user_id: int,
+    record_id: str,
+    payload: str,
+    will_enqueue: bool,
+) -> tuple[int | None, EventStatus]:
+    """The webhook's record, committed in one statement: (id, status), id None for a duplicate.
+
+    With `will_enqueue`, a new pending event is noted as handed off in the same statement; the
+    caller then calls `enqueue_recorded`, which takes the note back if the queue refuses.
+    """
+    status = EventStatus.PENDING if is_known(event_type) else EventStatus.IGNORED
+    async with engine.connect() as connection:
+        event_id = await InboxWriter(connection).record(
+            trace_id=trace_id,
+            event_type=event_type,
+            whoop_user_id=whoop_user_id,
+            record_id=record_id,
+            payload=payload,
+            status=status,
+            enqueued=will_enqueue and status is EventStatus.PENDING,
+        )
+    return event_id, status
+
+
+async def enqueue_recorded(queue: Queue, engine: AsyncEngine, event_id: int) -> bool:
+    """Enqueue an event `record_event` noted as handed off; on failure clear the note (sweeper)."""
+    try:
+        await queue.enqueue(PROCESS_EVENT, event_id)
+    except QueueUnavailable as exc:
+        log.warning("inbox.enqueue_failed", event_id=event_id, error=str(exc))
+    else:
+        return True
+    try:
+        async with engine.connect() as connection:
+            await InboxWriter(connection).clear_enqueued(event_id)
+    except Exception:  # the sweeper still finds it once the note is older than its cut-off
+        log.warning("inbox.clear_enqueued_failed", event_id=event_id)
+    return False

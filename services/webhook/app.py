@@ -27,7 +27,7 @@ from common.http_ops import (
 from common.metrics import WEBHOOKS
 from common.queue import ArqQueue, arq_redis
 from common.sync.context import engine_for
-from common.sync.inbox import Inbox, hand_off
+from common.sync.inbox import enqueue_recorded, record_event
 from common.types import EventStatus
 from common.whoop.signature import InvalidSignature, verify
 from services.webhook.deps import StateDep, WebhookState
@@ -60,26 +60,28 @@ def _rejected(status: int, code: str, message: str, outcome: str) -> Response:
 
 async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> Response:
     try:
-        async with state.session_factory() as session:
-            event_id, status = await Inbox(session).record(
-                trace_id=payload.trace_id,
-                event_type=payload.type,
-                whoop_user_id=payload.user_id,
-                record_id=payload.id,
-                payload=body.decode(),
-            )
-            await session.commit()
+        event_id, status = await record_event(
+            state.engine,
+            trace_id=payload.trace_id,
+            event_type=payload.type,
+            whoop_user_id=payload.user_id,
+            record_id=payload.id,
+            payload=body.decode(),
+            will_enqueue=state.queue is not None,
+        )
     except Exception:
         log.exception("webhook.unrecorded")
         return _rejected(503, "unavailable", "the event could not be recorded", "unavailable")
     if event_id is None:
         WEBHOOKS.labels("duplicate").inc()
-        log.info("webhook.duplicate")
+        log.debug("webhook.duplicate")
     else:
         WEBHOOKS.labels("accepted").inc()
-        log.info("webhook.recorded", event_id=event_id, status=status.value)
+        # debug: one line per delivery is most of a request's cost at WHOOP's bursts; failures
+        # and refusals stay warnings, and the metric counts every outcome.
+        log.debug("webhook.recorded", event_id=event_id, status=status.value)
         if status is EventStatus.PENDING and state.queue is not None:
-            await hand_off(state.queue, state.session_factory, [event_id])
+            await enqueue_recorded(state.queue, state.engine, event_id)
     return Response(status_code=204)
 
 
