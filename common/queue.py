@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,9 @@ from typing import Any, Protocol
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.asyncio import BlockingConnectionPool
 
 from common.config import Settings
@@ -80,9 +84,22 @@ class ArqQueue:
         """Add a job to arq's queue."""
         try:
             async with asyncio.timeout(self.timeout):
-                await self.pool.enqueue_job(job_name, *args, _defer_by=_defer_by)
+                await self._add(job_name, args, _defer_by)
         except Exception as exc:  # OSError, TimeoutError and redis-py's own errors alike
             raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _add(self, job_name: str, args: tuple[Any, ...], defer_by: float | None) -> None:
+        """What arq's `enqueue_job` writes (same job key, payload, expiry and score), in one
+        MULTI/EXEC round trip. arq first WATCHes the key and checks it and its result key exist,
+        which guards a caller-chosen `_job_id`; ours are random, so that only cost round trips."""
+        job_id = uuid.uuid4().hex
+        now = timestamp_ms()
+        defer_ms = round(defer_by * 1000) if defer_by else 0
+        job = serialize_job(job_name, args, {}, None, now, serializer=self.pool.job_serializer)
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.psetex(job_key_prefix + job_id, defer_ms + self.pool.expires_extra_ms, job)
+            pipe.zadd(self.pool.default_queue_name, {job_id: now + defer_ms})
+            await pipe.execute()
 
 
 @dataclass

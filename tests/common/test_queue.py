@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from arq import Retry
 
 from common.queue import ArqQueue, InProcessQueue, JobSpec, QueueUnavailable, arq_redis
@@ -84,3 +86,28 @@ async def test_arq_queue_reports_redis_down_quickly() -> None:
     with pytest.raises(QueueUnavailable):
         await ArqQueue(redis, timeout=1.0).enqueue("process_webhook_event", 1)
     await redis.aclose()
+
+
+async def test_arq_queue_writes_jobs_arq_reads_now_and_deferred(
+    redis_url: str, redis: aioredis.Redis
+) -> None:
+    pool = arq_redis(redis_url)
+    try:
+        queue = ArqQueue(pool)
+        before = time.time() * 1000
+        await queue.enqueue("process_webhook_event", 7)
+        await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
+        jobs = sorted(await pool.queued_jobs(), key=lambda j: j.score or 0)
+    finally:
+        await pool.aclose()
+    assert [(j.function, j.args, j.kwargs) for j in jobs] == [
+        ("process_webhook_event", (7,), {}),
+        ("sync_type", ("u", "sleep", "read"), {}),
+    ]
+    now_job, later = jobs
+    assert now_job.score is not None
+    assert later.score is not None
+    assert before - 1 <= now_job.score <= time.time() * 1000
+    assert later.score - later.enqueue_time.timestamp() * 1000 == pytest.approx(30_000, abs=2)
+    ttl = await redis.pttl(f"arq:job:{later.job_id}")
+    assert 86_400_000 + 25_000 < ttl <= 86_400_000 + 30_000  # arq's expiry: a day after it is due
