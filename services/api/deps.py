@@ -37,7 +37,7 @@ class ApiState:
     queue: Queue
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     """The api's state from the running app."""
     state: ApiState = request.app.state.api
     return state
