@@ -17,7 +17,9 @@ from services.cli import COMMANDS, build_parser
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-APP_SERVICES = {name: s for name, s in SERVICES.items() if s.get("image", "").startswith("whoop-sync")}
+APP_SERVICES = {
+    name: s for name, s in SERVICES.items() if s.get("image", "").startswith("whoop-sync")
+}
 SECRETS = [
     "WHOOPSYNC_WHOOP_CLIENT_SECRET",
     "WHOOPSYNC_JWT_SECRET",
@@ -28,7 +30,9 @@ SECRETS = [
 def test_every_app_command_exists_in_the_cli() -> None:
     assert set(APP_SERVICES) == {"migrate", "webhook", "api", "worker", "simulator"}
     for name, service in APP_SERVICES.items():
-        assert service["command"][0] in COMMANDS, f"{name}: unknown subcommand {service['command'][0]}"
+        assert service["command"][0] in COMMANDS, (
+            f"{name}: unknown subcommand {service['command'][0]}"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
