@@ -193,6 +193,10 @@ class SyncService:
         except WhoopError as exc:
             error = exc
         written = await self.apply(user_id, writes)
+        if error is None:  # every one was asked again: each waits another threshold
+            for data_type, type_keys in keys.items():
+                repo = RecordRepository(self.session, data_type)
+                await repo.mark_checked(user_id, type_keys, now)
         for data_type, count in written.items():
             await self.record(
                 user_id, data_type, Trigger.RECONCILE, SyncStatus.SUCCESS, count, started, clock

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Table, delete, func, select
+from sqlalchemy import ColumnElement, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import Cycle, Recovery, Sleep, Workout
@@ -262,6 +262,17 @@ class RecordRepository:
             .limit(limit)
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def mark_checked(self, user_id: uuid.UUID, keys: Iterable[Any], at: datetime) -> None:
+        """Note that WHOOP was asked for these records at `at` (`synced_at`), changed or not."""
+        table = self.kind.table
+        keys = list(keys)
+        if keys:
+            await self.session.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c[self.kind.key].in_(keys))
+                .values(synced_at=at)
+            )
 
     async def count(self, user_id: uuid.UUID) -> int:
         """How many records of this resource the user has."""

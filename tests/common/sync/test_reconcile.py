@@ -225,6 +225,9 @@ async def test_a_record_still_pending_at_whoop_stays_pending(pipe: Pipeline) -> 
     await _written_hours_ago(pipe, DataType.SLEEP, 3)
     assert await refetch_pending_scores(pipe.job_ctx(None)) == 0
     assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 1
+    # Asked once, it waits another threshold before WHOOP is asked again.
+    assert await refetch_pending_scores(pipe.job_ctx(None)) == 0
+    assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 1
     async with pipe.ctx.session_factory() as session:
         keys = await RecordRepository(session, DataType.SLEEP).keys_in_state(
             pipe.users[10001], "PENDING_SCORE"
