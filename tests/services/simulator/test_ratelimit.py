@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -43,6 +44,10 @@ async def test_headers_count_down_then_429_until_the_window_resets(
 
 
 async def test_daily_budget_caps_across_minutes(client: httpx.AsyncClient) -> None:
+    # Day windows are UTC days: start just after a midnight so that no day boundary falls inside.
+    now = datetime.fromisoformat((await client.get("/_sim/clock")).json()["now"])
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=1, microsecond=0)
+    await client.post("/_sim/clock", json={"seconds": (midnight - now).total_seconds()})
     headers = bearer(await connect(client))
     statuses = []
     for _ in range(3):
