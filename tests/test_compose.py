@@ -65,7 +65,7 @@ def test_health_checks_point_at_real_endpoints_and_settings() -> None:
     assert SERVICES["worker"]["healthcheck"]["test"] == ["CMD", "whoop-sync", "worker", "--check"]
     worker = build_parser("worker").parse_args(["worker", "--check"])
     assert worker.check is True
-    for name, port in (("api", 8001), ("webhook", 8002)):
+    for name, port in (("api", 8001), ("webhook", 8002), ("simulator", 8099)):
         assert f"127.0.0.1:{port}/readyz" in " ".join(SERVICES[name]["healthcheck"]["test"])
 
 

@@ -41,6 +41,9 @@ UUID) with `X-WHOOP-Signature` = base64(HMAC-SHA256(client_secret, timestamp + b
 `X-WHOOP-Signature-Timestamp` (epoch ms, real time); a non-2xx answer or transport error is
 retried 5 times. Only connected members (code exchanged, not revoked) get webhooks.
 
+Like every whoop-sync HTTP process it serves `/healthz`, `/readyz` and `/metrics` (its counters, in
+Prometheus' text format).
+
 Control API (JSON, no auth, never rate limited)::
 
     GET    /_sim/health                        {"status": "ok"}

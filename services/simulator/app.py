@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.simulator import api, control, oauth_routes
+from services.simulator import api, control, oauth_routes, ops
 from services.simulator.config import SimConfig
 from services.simulator.gate import BadRequest, error
 from services.simulator.state import Simulator
@@ -51,7 +51,7 @@ def create_app(config: SimConfig) -> Starlette:
             await sim.aclose()
 
     app = Starlette(
-        routes=[*api.routes(), *oauth_routes.routes(), *control.routes()],
+        routes=[*api.routes(), *oauth_routes.routes(), *control.routes(), *ops.routes()],
         exception_handlers={BadRequest: _bad_request},
         lifespan=lifespan,
     )

@@ -112,3 +112,14 @@ async def test_rescoring_a_recovery_without_a_score_generates_one(
     )
     assert patched.status_code == 200, patched.text
     assert "recovery_score" in patched.json()["record"]["score"]
+
+
+async def test_health_readiness_and_metrics_like_every_process(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).status_code == 200
+    await client.get("/developer/v2/cycle")  # unauthenticated: counted all the same
+    text = (await client.get("/metrics")).text
+    assert 'whoopsync_sim_calls_total{endpoint="GET /v2/cycle"} 1.0' in text
+    assert "whoopsync_sim_rate_limited_total 0.0" in text
