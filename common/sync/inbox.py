@@ -46,21 +46,6 @@ class Inbox:
     def __init__(self, session: AsyncSession) -> None:
         self.events = WebhookEventRepository(session)
 
-    async def record(
-        self, *, trace_id: str, event_type: str, whoop_user_id: int, record_id: str, payload: str
-    ) -> tuple[int | None, EventStatus]:
-        """Record a verified event: (id, status), id None for a duplicate `trace_id`."""
-        status = EventStatus.PENDING if is_known(event_type) else EventStatus.IGNORED
-        event_id = await self.events.record(
-            trace_id=trace_id,
-            event_type=event_type,
-            whoop_user_id=whoop_user_id,
-            record_id=record_id,
-            payload=payload,
-            status=status,
-        )
-        return event_id, status
-
     async def claim(self, event_id: int) -> ClaimedEvent | None:
         """Count an attempt on a pending event; None when it is gone or already closed."""
         # Write first, then read inside the same write transaction: on SQLite a read that turns

@@ -11,7 +11,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.db.models import WebhookEvent
-from common.db.repositories.base import dialect_insert
 from common.db.types import utcnow
 from common.types import EventStatus
 
@@ -21,34 +20,6 @@ class WebhookEventRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def record(
-        self,
-        *,
-        trace_id: str,
-        event_type: str,
-        whoop_user_id: int,
-        record_id: str,
-        payload: str,
-        status: EventStatus = EventStatus.PENDING,
-    ) -> int | None:
-        """Insert the event; its id when new, None when this `trace_id` was seen before."""
-        stmt = (
-            dialect_insert(self.session, WebhookEvent.__table__)
-            .values(
-                trace_id=trace_id,
-                event_type=event_type,
-                whoop_user_id=whoop_user_id,
-                record_id=record_id,
-                payload=payload,
-                status=status.value,
-                attempts=0,
-                received_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["trace_id"])
-            .returning(WebhookEvent.__table__.c.id)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def get(self, event_id: int) -> WebhookEvent | None:
         """One event by id."""
