@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -29,13 +29,14 @@ from services.api.schemas import (
 router = APIRouter(prefix="/api/v1/smart", tags=["smart-sync"])
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without an offset is UTC, like every time whoop-sync speaks of."""
     if value is not None and value.utcoffset() is None:
-        raise ValueError("must be ISO 8601 with a UTC offset, e.g. 2025-11-21T00:00:00+00:00")
+        return value.replace(tzinfo=UTC)
     return value
 
 
-Moment = Annotated[datetime | None, AfterValidator(_aware)]
+Moment = Annotated[datetime | None, AfterValidator(_utc)]
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "model": SmartResponse,
@@ -58,8 +59,8 @@ def _read_route(data_type: DataType) -> None:
         user_id: UserDep,
         force_refresh: Annotated[bool, Query(description="skip the cache check")] = False,
         limit: Annotated[int, Query(ge=1, le=100, description="at most this many records")] = 30,
-        start: Annotated[Moment, Query(description="inclusive, ISO 8601 with offset")] = None,
-        end: Annotated[Moment, Query(description="exclusive, ISO 8601 with offset")] = None,
+        start: Annotated[Moment, Query(description="inclusive, ISO 8601 (UTC when it has no offset)")] = None,
+        end: Annotated[Moment, Query(description="exclusive, ISO 8601 (UTC when it has no offset)")] = None,
     ) -> Response:
         if start is not None and end is not None and start >= end:
             raise ApiError(422, "validation_error", "query.start: must be before end")
