@@ -1,4 +1,4 @@
-"""`make bench`: run the measurements of issue #7, print the table, write latest.json and a PNG.
+"""`make bench`: run the benchmarks, print the table, write latest.json and a PNG.
 
 .venv/bin/python -m bench [--only 1,3] [--quick]
 """

@@ -30,7 +30,7 @@ class Row:
 
 @dataclass
 class ScenarioResult:
-    """The outcome of one numbered measurement of issue #7."""
+    """The outcome of one numbered benchmark."""
 
     number: int
     title: str

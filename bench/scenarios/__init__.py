@@ -1,1 +1,1 @@
-"""The numbered measurements of issue #7, one module each."""
+"""The numbered benchmarks, one module each."""
