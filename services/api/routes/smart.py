@@ -59,8 +59,12 @@ def _read_route(data_type: DataType) -> None:
         user_id: UserDep,
         force_refresh: Annotated[bool, Query(description="skip the cache check")] = False,
         limit: Annotated[int, Query(ge=1, le=100, description="at most this many records")] = 30,
-        start: Annotated[Moment, Query(description="inclusive, ISO 8601 (UTC when it has no offset)")] = None,
-        end: Annotated[Moment, Query(description="exclusive, ISO 8601 (UTC when it has no offset)")] = None,
+        start: Annotated[
+            Moment, Query(description="inclusive, ISO 8601 (UTC when it has no offset)")
+        ] = None,
+        end: Annotated[
+            Moment, Query(description="exclusive, ISO 8601 (UTC when it has no offset)")
+        ] = None,
     ) -> Response:
         if start is not None and end is not None and start >= end:
             raise ApiError(422, "validation_error", "query.start: must be before end")
