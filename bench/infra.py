@@ -218,6 +218,19 @@ async def wait_alive(proc: Proc, seconds: float) -> None:
         raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_tail()}")
 
 
+async def start_pipeline(
+    procs: Cluster, env: Mapping[str, str], *, api_port: int, hook_port: int | None = None
+) -> tuple[Proc, Proc, Proc]:
+    """Start the product's api, webhook and worker processes; wait until each is up."""
+    api = procs.whoop_sync("whoop-sync api", "api", env, port=api_port)
+    hook = procs.whoop_sync("whoop-sync webhook", "webhook", env, port=hook_port)
+    worker = procs.whoop_sync("whoop-sync worker", "worker", env, http=False)
+    await wait_http(api)
+    await wait_http(hook)
+    await wait_alive(worker, 1.0)
+    return api, hook, worker
+
+
 def asyncpg_url(database: str) -> str:
     """SQLAlchemy URL of a database on the bench's PostgreSQL server."""
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)

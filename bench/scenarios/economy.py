@@ -24,8 +24,7 @@ from bench.infra import (
     free_port,
     plain_dsn,
     product_env,
-    wait_alive,
-    wait_http,
+    start_pipeline,
 )
 from bench.openloop import Planned, run_open_loop
 from bench.options import Options
@@ -172,12 +171,9 @@ async def _day(opts: Options, scaled: dict[str, int], with_polling: bool) -> dic
                 backfill_days=1,
                 **scaled,
             ) | product_whoop_env(sim)
-            api = procs.whoop_sync("whoop-sync api", "api", env, port=api_port)
-            hook = procs.whoop_sync("whoop-sync webhook", "webhook", env, port=hook_port)
-            worker = procs.whoop_sync("whoop-sync worker", "worker", env, http=False)
-            await wait_http(api)
-            await wait_http(hook)
-            await wait_alive(worker, 1.0)
+            api, hook, worker = await start_pipeline(
+                procs, env, api_port=api_port, hook_port=hook_port
+            )
             ctl = SimControl(sim)
             try:
                 whoop_ids = (await ctl.user_ids())[:users]

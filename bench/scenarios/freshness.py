@@ -18,8 +18,7 @@ from bench.infra import (
     free_port,
     plain_dsn,
     product_env,
-    wait_alive,
-    wait_http,
+    start_pipeline,
 )
 from bench.openloop import Planned, run_open_loop
 from bench.options import Options
@@ -97,12 +96,7 @@ async def run(opts: Options) -> ScenarioResult:
                 whoop_rate_limit_per_day=10**8,
                 backfill_days=2,
             ) | product_whoop_env(sim)
-            api = procs.whoop_sync("whoop-sync api", "api", env, port=api_port)
-            hook = procs.whoop_sync("whoop-sync webhook", "webhook", env)
-            worker = procs.whoop_sync("whoop-sync worker", "worker", env, http=False)
-            await wait_http(api)
-            await wait_http(hook)
-            await wait_alive(worker, 1.0)
+            api, hook, _worker = await start_pipeline(procs, env, api_port=api_port)
             ctl = SimControl(sim)
             try:
                 whoop_ids = (await ctl.user_ids())[:USERS]
