@@ -1,3 +1,4 @@
+import uuid
 from datetime import UTC, datetime
 
 from tests.common.db import samples
@@ -11,9 +12,7 @@ def test_samples_validate_against_whoop_openapi() -> None:
     validate(sleep, "Sleep")
     validate(samples.cycle(cycle_id=1, start=START), "Cycle")
     validate(
-        samples.recovery(
-            cycle_id=1, sleep_id=__import__("uuid").UUID(sleep["id"]), created_at=START
-        ),
+        samples.recovery(cycle_id=1, sleep_id=uuid.UUID(sleep["id"]), created_at=START),
         "Recovery",
     )
     validate(samples.workout(start=START), "WorkoutV2")
