@@ -16,9 +16,11 @@ past that. Every WHOOP call first takes a slot with `acquire(priority)`:
   budget: past it, it raises `WhoopRateLimited(retry_after)` so that a read can answer from the cache
   and a job can be retried later.
 
-`RedisRateLimiter` keeps the logs in Redis sorted sets and decides in one Lua script, so every
-process shares one budget atomically. `LocalRateLimiter` does the same in memory (embedded mode).
-Both take an injectable clock and sleep for tests.
+`RedisRateLimiter` keeps the logs in Redis sorted sets and decides in one Lua script on Redis' own
+clock (`TIME`), so every process shares one budget atomically and no host's clock can move the
+windows for the others. `LocalRateLimiter` does the same in memory (embedded mode) on the monotonic
+clock, which a wall-clock step cannot move either. Both take an injectable clock and sleep for
+tests.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class _BaseLimiter:
         window: float = 60.0,
         day_window: float = DAY,
         max_wait: Mapping[Priority, float] = DEFAULT_MAX_WAIT,
-        clock: Clock = time.time,
+        clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.per_minute, self.per_day = per_minute, per_day
@@ -201,16 +203,29 @@ def _wait_in(log: deque[float], cap: int, window: float, now: float) -> float:
     return log[len(log) - cap] + window - now
 
 
-# KEYS: minute log, day log, block (everyone), block (background), clock
-# ARGV: now, minute window, day window, minute cap, day cap, member, background?, per_minute, per_day
-# Time only moves forward here: `now` is the latest clock any caller brought. Processes read their
-# clocks before their scripts run, in any order; without this a caller with a later clock could
-# expire an entry that a caller with an earlier clock, running next, still needs to see.
-# Numbers go back to Redis through %.17g: Lua's default 14 digits would round today's epoch to
-# 0.1 ms and move window boundaries.
-_ACQUIRE = """
+# Time is Redis' own (`TIME`), read inside the script: one clock for every process, so a host
+# whose clock jumps ahead can neither expire the others' entries early nor freeze the window for
+# them. ARGV[1] is empty then; a test drives time by passing its clock there instead.
+# `redis.replicate_commands()` lets a script write after TIME on Redis before 5.0 (from 7.0 on it
+# is a no-op). Numbers go back to Redis through %.17g: Lua's default 14 digits would round today's
+# epoch to 0.1 ms and move window boundaries.
+_NOW = """
 local function s(x) return string.format('%.17g', x) end
-local now = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[5]) or '0'))
+local function clock(given)
+  if given ~= '' then return tonumber(given) end
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+# KEYS: minute log, day log, block (everyone), block (background)
+# ARGV: now or '', minute window, day window, minute cap, day cap, member, background?, per_minute,
+#       per_day
+_ACQUIRE = (
+    _NOW
+    + """
+local now = clock(ARGV[1])
 local function wait_in(key, cap, window)
   local count = redis.call('ZCARD', key)
   if count < cap then return 0 end
@@ -218,7 +233,6 @@ local function wait_in(key, cap, window)
   return tonumber(entry[2]) + window - now
 end
 local minute, day = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('SET', KEYS[5], s(now), 'PX', math.ceil(day * 1000))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', s(now - minute))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', s(now - day))
 local wait = tonumber(redis.call('GET', KEYS[3]) or '0') - now
@@ -228,8 +242,9 @@ end
 wait = math.max(wait, wait_in(KEYS[1], tonumber(ARGV[4]), minute))
 wait = math.max(wait, wait_in(KEYS[2], tonumber(ARGV[5]), day))
 if wait <= 0 then
-  redis.call('ZADD', KEYS[1], s(now), ARGV[6])
-  redis.call('ZADD', KEYS[2], s(now), ARGV[6])
+  local member = s(now) .. ':' .. ARGV[6]
+  redis.call('ZADD', KEYS[1], s(now), member)
+  redis.call('ZADD', KEYS[2], s(now), member)
   redis.call('PEXPIRE', KEYS[1], math.ceil(minute * 1000) + 1000)
   redis.call('PEXPIRE', KEYS[2], math.ceil(day * 1000) + 1000)
   wait = 0
@@ -237,19 +252,38 @@ end
 return {s(wait), tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[1]),
         tonumber(ARGV[9]) - redis.call('ZCARD', KEYS[2]), s(now)}
 """
+)
 
-# KEYS: block key; ARGV: until, ttl ms. Only ever moves the block later.
-_BLOCK = """
+# KEYS: block key; ARGV: seconds from now, now or ''. Only ever moves the block later.
+_BLOCK = (
+    _NOW
+    + """
+local upto = clock(ARGV[2]) + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if upto > current then
+  redis.call('SET', KEYS[1], s(upto), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
 end
 return 1
 """
+)
+
+# KEYS: minute log, day log; ARGV: now or '', minute window, day window.
+_REMAINING = (
+    _NOW
+    + """
+local now = clock(ARGV[1])
+return {redis.call('ZCOUNT', KEYS[1], '(' .. s(now - tonumber(ARGV[2])), '+inf'),
+        redis.call('ZCOUNT', KEYS[2], '(' .. s(now - tonumber(ARGV[3])), '+inf')}
+"""
+)
 
 
 class RedisRateLimiter(_BaseLimiter):
-    """The budget shared by every process through Redis (one atomic Lua script per decision)."""
+    """The budget shared by every process through Redis (one atomic Lua script per decision).
+
+    Windows run on Redis' clock; `clock` is this process's, for its own waits only.
+    `script_clock` (tests) replaces Redis' clock inside the scripts.
+    """
 
     def __init__(
         self,
@@ -258,38 +292,45 @@ class RedisRateLimiter(_BaseLimiter):
         per_day: int,
         *,
         prefix: str = "whoopsync:ratelimit",
+        script_clock: Clock | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(per_minute, per_day, **kwargs)
         self.redis = redis
-        self._keys = [
-            f"{prefix}:{name}" for name in ("minute", "day", "block", "block:background", "clock")
-        ]
+        self.script_clock = script_clock
+        self._keys = [f"{prefix}:{name}" for name in ("minute", "day", "block", "block:background")]
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
+        self._remaining = redis.register_script(_REMAINING)
+
+    def _now(self) -> str:
+        """The time the scripts use: '' for Redis' own, or the test's clock."""
+        return "" if self.script_clock is None else repr(self.script_clock())
 
     async def _try(self, priority: Priority, now: float) -> _Decision:
         minute_cap, day_cap = self._caps[priority]
-        member = f"{now:.6f}:{uuid.uuid4().hex}"
         background = "1" if priority is Priority.BACKGROUND else "0"
-        args: list[str | float | int] = [repr(now), self.window, self.day_window, minute_cap]
-        args += [day_cap, member, background, self.per_minute, self.per_day]
-        wait, minute_left, day_left, at = await self._acquire(keys=self._keys, args=args)
-        return _Decision(float(wait), int(minute_left), int(day_left), float(at))
+        args: list[str | float | int] = [
+            self._now(),
+            self.window,
+            self.day_window,
+            minute_cap,
+            day_cap,
+        ]
+        args += [uuid.uuid4().hex, background, self.per_minute, self.per_day]
+        wait, minute_left, day_left, granted_at = await self._acquire(keys=self._keys, args=args)
+        return _Decision(float(wait), int(minute_left), int(day_left), float(granted_at))
 
     async def _block_until(self, until: float, background_only: bool) -> None:
         keys = self._keys[3:4] if background_only else self._keys[2:4]
-        ttl = max(1, math.ceil((until - self.clock()) * 1000) + 1000)
+        seconds = max(0.0, until - self.clock())
         for key in keys:
-            await self._block(keys=[key], args=[repr(until), ttl])
+            await self._block(keys=[key], args=[repr(seconds), self._now()])
 
     async def remaining(self) -> tuple[int, int]:
         """Calls left in the trailing minute and day windows."""
-        now = self.clock()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zcount(self._keys[0], f"({now - self.window}", "+inf")
-            pipe.zcount(self._keys[1], f"({now - self.day_window}", "+inf")
-            minute, day = await pipe.execute()
+        args = [self._now(), self.window, self.day_window]
+        minute, day = await self._remaining(keys=self._keys[:2], args=args)
         return self.per_minute - int(minute), self.per_day - int(day)
 
 

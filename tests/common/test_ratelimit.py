@@ -41,7 +41,7 @@ def make(request: pytest.FixtureRequest, redis: aioredis.Redis, clock: FakeClock
         kw = {"clock": clock, "sleep": clock.sleep, "max_wait": LONG, **kw}
         if request.param == "local":
             return LocalRateLimiter(per_minute, per_day, **kw)
-        return RedisRateLimiter(redis, per_minute, per_day, **kw)
+        return RedisRateLimiter(redis, per_minute, per_day, script_clock=clock, **kw)
 
     return build
 
@@ -137,12 +137,27 @@ async def test_block_for_holds_every_priority(make: Make, clock: FakeClock) -> N
 async def test_redis_budget_is_shared_between_limiters(
     redis: aioredis.Redis, clock: FakeClock
 ) -> None:
-    first = RedisRateLimiter(redis, 3, 100, clock=clock, sleep=clock.sleep)
-    second = RedisRateLimiter(redis, 3, 100, clock=clock, sleep=clock.sleep)
+    first = RedisRateLimiter(redis, 3, 100, clock=clock, sleep=clock.sleep, script_clock=clock)
+    second = RedisRateLimiter(redis, 3, 100, clock=clock, sleep=clock.sleep, script_clock=clock)
     for limiter in (first, second, first):
         await limiter.acquire(Priority.INTERACTIVE, max_wait=0)
     with pytest.raises(WhoopRateLimited):
         await second.acquire(Priority.INTERACTIVE, max_wait=0)
+
+
+async def test_a_host_clock_ahead_moves_no_window(redis: aioredis.Redis) -> None:
+    honest = RedisRateLimiter(redis, 3, 100)
+    ahead = RedisRateLimiter(redis, 3, 100, clock=lambda: time.time() + 3600)  # an hour fast
+    for _ in range(3):
+        await honest.acquire(Priority.INTERACTIVE, max_wait=0)
+
+    with pytest.raises(WhoopRateLimited):  # the minute is full, whatever this host believes
+        await ahead.acquire(Priority.INTERACTIVE, max_wait=0)
+    await ahead.block_for(2.0)
+
+    assert await ahead.remaining() == await honest.remaining() == (0, 97)
+    blocked_until = float(await redis.get("whoopsync:ratelimit:block") or 0)
+    assert blocked_until < time.time() + 60  # two seconds on Redis' clock, not an hour ahead
 
 
 def test_factory_picks_redis_only_when_configured(redis: aioredis.Redis) -> None:
