@@ -329,7 +329,7 @@ class RedisRateLimiter(_BaseLimiter):
 
     async def remaining(self) -> tuple[int, int]:
         """Calls left in the trailing minute and day windows."""
-        args = [self._now(), self.window, self.day_window]
+        args: list[str | float] = [self._now(), self.window, self.day_window]
         minute, day = await self._remaining(keys=self._keys[:2], args=args)
         return self.per_minute - int(minute), self.per_day - int(day)
 
