@@ -216,6 +216,17 @@ class ConnectResponse(BaseModel):
     state: str = Field(examples=["Xk3b9QaZ"], min_length=8, max_length=8)
 
 
+class CallbackRequest(BaseModel):
+    """The code and state the app received on its own redirect URI, handed on with the bearer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"code": "5Hk2-the-code-from-whoop", "state": "x7Qm2ZpA"}}
+    )
+
+    code: str = Field(min_length=1, max_length=2048, description="WHOOP's authorization code")
+    state: str = Field(min_length=1, max_length=64, description="the state of `/connect`")
+
+
 class CallbackResponse(BaseModel):
     """The WHOOP account is connected; the backfill has started."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db.models.base import Base
@@ -33,6 +33,7 @@ class OAuthState(Base):
     """A single-use `state` of the connect flow, bound to the user who asked for it."""
 
     __tablename__ = "whoop_oauth_state"
+    __table_args__ = (Index("ix_whoop_oauth_state_user_created", "user_id", "created_at"),)
 
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
     user_id: Mapped[uuid.UUID]

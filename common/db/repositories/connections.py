@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import OAuthState, WhoopConnection
@@ -29,11 +29,15 @@ class ConnectionRepository:
         stmt = stmt.execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
-    async def by_whoop_user(self, whoop_user_id: int) -> WhoopConnection | None:
-        """The connection of a WHOOP user id, or None for an unknown user."""
-        return await self.session.scalar(
-            select(WhoopConnection).where(WhoopConnection.whoop_user_id == whoop_user_id)
-        )
+    async def by_whoop_user(
+        self, whoop_user_id: int, *, for_update: bool = False
+    ) -> WhoopConnection | None:
+        """The connection of a WHOOP user id, or None for an unknown user (row-locked on
+        PostgreSQL when `for_update`)."""
+        stmt = select(WhoopConnection).where(WhoopConnection.whoop_user_id == whoop_user_id)
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        return await self.session.scalar(stmt)
 
     async def save(
         self,
@@ -99,16 +103,20 @@ class ConnectionRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def set_status(self, user_id: uuid.UUID, status: ConnectionStatus) -> None:
-        """Mark the connection active, reauthorization_required or revoked."""
-        await self.session.execute(
-            update(WhoopConnection)
-            .where(WhoopConnection.user_id == user_id)
-            .values(status=status.value, updated_at=utcnow())
-        )
+    async def set_status(
+        self, user_id: uuid.UUID, status: ConnectionStatus, *, expected_version: int | None = None
+    ) -> bool:
+        """Mark the connection active, reauthorization_required or revoked; with
+        `expected_version`, only if its tokens are still that version. True when written."""
+        stmt = update(WhoopConnection).where(WhoopConnection.user_id == user_id)
+        if expected_version is not None:
+            stmt = stmt.where(WhoopConnection.token_version == expected_version)
+        result = await self.session.execute(stmt.values(status=status.value, updated_at=utcnow()))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def forget_tokens(self, user_id: uuid.UUID) -> None:
-        """Drop the tokens and mark the connection revoked."""
+        """Drop the tokens and mark the connection revoked; the version moves on, so that a
+        refresh still in flight cannot store its tokens and make the connection active again."""
         await self.session.execute(
             update(WhoopConnection)
             .where(WhoopConnection.user_id == user_id)
@@ -117,6 +125,7 @@ class ConnectionRepository:
                 refresh_token_enc=None,
                 expires_at=None,
                 status=ConnectionStatus.REVOKED.value,
+                token_version=WhoopConnection.token_version + 1,
                 updated_at=utcnow(),
             )
         )
@@ -155,13 +164,43 @@ class OAuthStateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, state: str, user_id: uuid.UUID, ttl: timedelta) -> None:
-        """Remember a state for a user."""
+    async def create(
+        self, state: str, user_id: uuid.UUID, ttl: timedelta, *, keep_open: int | None = None
+    ) -> None:
+        """Remember a state for a user; with `keep_open`, the user's open (unused, unexpired)
+        states beyond the newest `keep_open` are dropped, and so are their expired unused ones."""
         now = utcnow()
         self.session.add(
             OAuthState(state=state, user_id=user_id, created_at=now, expires_at=now + ttl)
         )
         await self.session.flush()
+        if keep_open is None:
+            return
+        unused = (OAuthState.user_id == user_id, OAuthState.used_at.is_(None))
+        beyond = (
+            select(OAuthState.state)
+            .where(*unused, OAuthState.expires_at > now)
+            .order_by(OAuthState.created_at.desc(), OAuthState.state.desc())
+            .offset(keep_open)
+        )
+        await self.session.execute(
+            delete(OAuthState).where(
+                *unused, (OAuthState.expires_at <= now) | OAuthState.state.in_(beyond)
+            )
+        )
+
+    async def open_count(self, user_id: uuid.UUID) -> int:
+        """How many unused, unexpired states the user holds."""
+        return int(
+            await self.session.scalar(
+                select(func.count()).where(
+                    OAuthState.user_id == user_id,
+                    OAuthState.used_at.is_(None),
+                    OAuthState.expires_at > utcnow(),
+                )
+            )
+            or 0
+        )
 
     async def consume(self, state: str) -> uuid.UUID | None:
         """Use a state once: the user it was bound to, or None if unknown, used or expired."""

@@ -191,6 +191,17 @@ class RecordRepository:
         result = await self.session.execute(delete(table).where(table.c.user_id == user_id))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def reassign(self, whoop_user_id: int, user_id: uuid.UUID) -> int:
+        """Hand every record of a WHOOP account to the app user who now holds it (an account
+        move); returns how many rows changed hands."""
+        table = self.kind.table
+        result = await self.session.execute(
+            update(table)
+            .where(table.c.whoop_user_id == whoop_user_id, table.c.user_id != user_id)
+            .values(user_id=user_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     def _window(
         self, user_id: uuid.UUID, start: datetime | None, end: datetime | None
     ) -> list[ColumnElement[bool]]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import SyncAttempt, SyncLog
@@ -126,3 +126,12 @@ class SyncLogRepository:
         """Forget the sync state of a user (purge)."""
         await self.session.execute(delete(SyncLog).where(SyncLog.user_id == user_id))
         await self.session.execute(delete(SyncAttempt).where(SyncAttempt.user_id == user_id))
+
+    async def move_user(self, from_user: uuid.UUID, to_user: uuid.UUID) -> None:
+        """Give `from_user`'s sync state and history to `to_user` (a WHOOP account moved between
+        app users), replacing whatever state `to_user` had."""
+        await self.session.execute(delete(SyncLog).where(SyncLog.user_id == to_user))
+        for model in (SyncLog, SyncAttempt):
+            await self.session.execute(
+                update(model).where(model.user_id == from_user).values(user_id=to_user)
+            )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Query
+from sqlalchemy.exc import IntegrityError
 
 from common.db.repositories import (
     ConnectionRepository,
@@ -17,6 +18,7 @@ from common.db.repositories import (
 )
 from common.queue import QueueUnavailable
 from common.ratelimit import Priority
+from common.sync.accounts import AccountLinked, EncryptedTokens, link_account
 from common.types import ConnectionStatus, DataType
 from common.whoop.errors import WhoopAuthError, WhoopError
 from common.whoop.oauth import TokenSet, new_state
@@ -26,16 +28,19 @@ from services.api.schemas import (
     NOT_CONNECTED,
     UNAUTHORIZED,
     VALIDATION,
+    CallbackRequest,
     CallbackResponse,
     ConnectionResponse,
     ConnectResponse,
     DisconnectResponse,
+    Responses,
     error_example,
 )
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/api/v1/whoop", tags=["whoop-connection"])
 STATE_TTL = timedelta(minutes=10)
+OPEN_STATES_PER_USER = 10  # a new connect flow drops the user's oldest open state beyond this
 NOT_CONNECTED_MESSAGE = "No WHOOP account is connected for this user"
 
 
@@ -61,22 +66,39 @@ class FreshTokens:
     summary="Start connecting WHOOP: the authorize URL and its single-use state",
 )
 async def connect(state: StateDep, session: SessionDep, user_id: UserDep) -> ConnectResponse:
-    """An 8-character state bound to the user, valid 10 minutes, and WHOOP's authorize URL."""
+    """An 8-character state bound to the user, valid 10 minutes, and WHOOP's authorize URL; the
+    user's oldest open states beyond the newest ten are dropped."""
     value = new_state()
-    await OAuthStateRepository(session).create(value, user_id, STATE_TTL)
+    await OAuthStateRepository(session).create(
+        value, user_id, STATE_TTL, keep_open=OPEN_STATES_PER_USER
+    )
     await session.commit()
     return ConnectResponse(authorization_url=state.oauth.authorization_url(value), state=value)
+
+
+CALLBACK_ERRORS: Responses = {
+    400: error_example("invalid_state", "Unknown, used or expired state"),
+    409: error_example(
+        "whoop_account_linked", "This WHOOP account is linked to another user of this app"
+    ),
+    502: error_example("whoop_unavailable", "Could not read the WHOOP profile"),
+}
+LINKED_MESSAGE = (
+    "This WHOOP account is linked to another user of this app; to move it, link it with "
+    "POST /api/v1/whoop/callback while signed in as the user who started the connect flow"
+)
 
 
 @router.get(
     "/callback",
     response_model=CallbackResponse,
-    responses={
-        400: error_example("invalid_state", "Unknown, used or expired state"),
-        502: error_example("whoop_unavailable", "Could not read the WHOOP profile"),
-        **VALIDATION,
-    },
+    responses={**CALLBACK_ERRORS, **VALIDATION},
     summary="WHOOP's redirect: exchange the code, store the tokens, start the backfill",
+    description=(
+        "No bearer: the single-use `state` names the user. It never moves a WHOOP account that "
+        "another user's connection holds (409 `whoop_account_linked`, nothing changed). Prefer "
+        "`POST /api/v1/whoop/callback`, which proves who is linking."
+    ),
 )
 async def callback(
     state: StateDep,
@@ -96,6 +118,46 @@ async def callback(
         raise ApiError(400, "invalid_state", "Unknown, used or expired state")
     if not code:
         raise ApiError(400, "invalid_request", "The callback carries no code")
+    return await _link(state, session, user_id, code, may_move=False)
+
+
+@router.post(
+    "/callback",
+    response_model=CallbackResponse,
+    responses={
+        **UNAUTHORIZED,
+        400: error_example("invalid_state", "Unknown, used or expired state"),
+        403: error_example("state_mismatch", "The state was issued to another user"),
+        409: CALLBACK_ERRORS[409],
+        502: error_example("whoop_unavailable", "Could not read the WHOOP profile"),
+        **VALIDATION,
+    },
+    summary="Link WHOOP with the code the app received: the bearer proves whose state it is",
+    description=(
+        "For an app whose redirect URI is its own (a deep link) and which hands the code on. The "
+        "state must have been issued to the bearer's user (403 `state_mismatch` otherwise, "
+        "nothing linked), so an authorization link one user sent another can never bind the "
+        "other's WHOOP account. A WHOOP account another user holds moves to the bearer's user: "
+        "the old connection ends and the cached records, sync state and history move with it."
+    ),
+)
+async def callback_with_bearer(
+    body: CallbackRequest, state: StateDep, session: SessionDep, user_id: UserDep
+) -> CallbackResponse:
+    """The GET callback's work, for the bearer's own state only."""
+    owner = await OAuthStateRepository(session).consume(body.state)
+    await session.commit()  # spent whatever happens next, by whomever it was presented
+    if owner is None:
+        raise ApiError(400, "invalid_state", "Unknown, used or expired state")
+    if owner != user_id:
+        log.warning("connection.state_mismatch", user_id=str(user_id))
+        raise ApiError(403, "state_mismatch", "The state was issued to another user")
+    return await _link(state, session, user_id, body.code, may_move=True)
+
+
+async def _link(
+    state: ApiState, session: SessionDep, user_id: uuid.UUID, code: str, *, may_move: bool
+) -> CallbackResponse:
     try:
         tokens = await state.oauth.exchange_code(code)
     except WhoopError as exc:
@@ -105,18 +167,28 @@ async def callback(
         profile = await client.profile()
     except WhoopError as exc:
         raise ApiError(502, "whoop_unavailable", f"Profile read failed: {exc.reason}") from None
-    await _store(state, session, user_id, int(profile.user_id), tokens)
+    whoop_user_id = int(profile.user_id)
+    try:
+        moved_from = await link_account(
+            session, user_id, whoop_user_id, _encrypted(state, tokens), may_move=may_move
+        )
+        await session.commit()
+    except (AccountLinked, IntegrityError):  # held, or linked by a concurrent callback
+        await session.rollback()
+        log.warning("connection.link_refused", user_id=str(user_id), whoop_user_id=whoop_user_id)
+        raise ApiError(409, "whoop_account_linked", LINKED_MESSAGE) from None
     await _start_backfill(state, user_id)
-    log.info("connection.created", user_id=str(user_id), whoop_user_id=profile.user_id)
-    return CallbackResponse(status="connected", whoop_user_id=int(profile.user_id))
-
-
-async def _store(
-    state: ApiState, session: SessionDep, user_id: uuid.UUID, whoop_user_id: int, tokens: TokenSet
-) -> None:
-    await ConnectionRepository(session).save(
-        user_id=user_id,
+    log.info(
+        "connection.created",
+        user_id=str(user_id),
         whoop_user_id=whoop_user_id,
+        moved_from=str(moved_from) if moved_from else None,
+    )
+    return CallbackResponse(status="connected", whoop_user_id=whoop_user_id)
+
+
+def _encrypted(state: ApiState, tokens: TokenSet) -> EncryptedTokens:
+    return EncryptedTokens(
         access_token_enc=state.cipher.encrypt(tokens.access_token),
         refresh_token_enc=state.cipher.encrypt(tokens.refresh_token)
         if tokens.refresh_token
@@ -124,7 +196,6 @@ async def _store(
         expires_at=tokens.expires_at,
         scopes=tokens.scope,
     )
-    await session.commit()
 
 
 async def _start_backfill(state: ApiState, user_id: uuid.UUID) -> None:

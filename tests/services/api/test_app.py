@@ -45,6 +45,7 @@ ROUTES = [
     ("GET", "/api/v1/smart/workout"),
     ("GET", "/api/v1/smart/sync-status"),
     ("GET", "/api/v1/whoop/connect"),
+    ("POST", "/api/v1/whoop/callback"),
     ("GET", "/api/v1/whoop/connection"),
     ("DELETE", "/api/v1/whoop/connection"),
 ]

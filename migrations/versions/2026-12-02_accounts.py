@@ -1,0 +1,28 @@
+"""accounts: an index for the open OAuth states of a user (the per-user cap)
+
+Revision ID: accounts
+Revises: 0001
+Create Date: 2026-12-02 01:50:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = 'accounts'
+down_revision: str | None = '0001'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        'ix_whoop_oauth_state_user_created',
+        'whoop_oauth_state',
+        ['user_id', 'created_at'],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index('ix_whoop_oauth_state_user_created', table_name='whoop_oauth_state')
