@@ -8,10 +8,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.lock import Lock
 
 __all__ = ["LocalLocks", "LockTimeout", "Locks", "RedisLocks", "create_locks"]
 
@@ -23,10 +24,19 @@ class LockTimeout(Exception):
 
 
 class Locks(Protocol):
-    """Named locks; `timeout` bounds how long a holder keeps one, `blocking_timeout` the wait."""
+    """Named locks; `timeout` bounds how long a holder keeps one, `blocking_timeout` the wait.
+
+    With `keep_alive` the holder's lease is extended while the block runs, so only a holder that
+    died loses it after `timeout`; the block must bound its own duration.
+    """
 
     def lock(
-        self, name: str, timeout: float = 30.0, blocking_timeout: float | None = None
+        self,
+        name: str,
+        timeout: float = 30.0,
+        blocking_timeout: float | None = None,
+        *,
+        keep_alive: bool = False,
     ) -> AbstractAsyncContextManager[None]:
         """Hold the lock `name` for the duration of the block; raise LockTimeout if not acquired."""
         ...
@@ -45,8 +55,11 @@ class LocalLocks:
         name: str,
         timeout: float = 30.0,  # noqa: ASYNC109 - the lock's lease, not this call's deadline
         blocking_timeout: float | None = None,
+        *,
+        keep_alive: bool = False,
     ) -> AsyncIterator[None]:
-        """Hold the lock `name` (`timeout` is moot in one process: a holder cannot die alone)."""
+        """Hold the lock `name` (`timeout` and `keep_alive` are moot in one process: a holder
+        cannot die alone)."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         self._users[name] = self._users.get(name, 0) + 1
         try:
@@ -77,8 +90,11 @@ class RedisLocks:
         name: str,
         timeout: float = 30.0,  # noqa: ASYNC109 - the lock's lease, not this call's deadline
         blocking_timeout: float | None = None,
+        *,
+        keep_alive: bool = False,
     ) -> AsyncIterator[None]:
-        """Hold the lock `name`; raise LockTimeout if another holder keeps it too long."""
+        """Hold the lock `name`; raise LockTimeout if another holder keeps it too long. With
+        `keep_alive` the lease is renewed every third of `timeout` until the block ends."""
         lock = self.redis.lock(
             f"{self.prefix}:{name}",
             timeout=timeout,
@@ -88,14 +104,31 @@ class RedisLocks:
         )
         if not await lock.acquire():
             raise LockTimeout(f"lock {name} not acquired")
+        renewal = asyncio.create_task(_renew(lock, name, timeout)) if keep_alive else None
         try:
             yield
         finally:
+            if renewal is not None:
+                renewal.cancel()
+                await asyncio.gather(renewal, return_exceptions=True)
             try:
                 await lock.release()
             except (LockError, RedisError):
                 # It expired (the holder overran `timeout`) or Redis is gone: nothing to release.
                 log.warning("lock.release_failed", lock=name)
+
+
+async def _renew(lock: Lock, name: str, timeout: float) -> None:
+    """Reset the lease to `timeout` every third of it, while the holder lives and owns it."""
+    while True:
+        await asyncio.sleep(timeout / 3)
+        try:
+            await lock.reacquire()
+        except LockNotOwnedError:
+            log.warning("lock.lost", lock=name)
+            return
+        except RedisError:  # Redis away for a moment: the lease still runs, try again
+            log.warning("lock.renew_failed", lock=name)
 
 
 def _wait_limit(timeout: float, blocking_timeout: float | None) -> float:

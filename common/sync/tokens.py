@@ -2,9 +2,12 @@
 
 WHOOP rotates the refresh token on every refresh and kills the old one, so two concurrent refreshes
 of one connection would lose it. Hence: one refresh per connection at a time (`token:{user_id}`
-lock, shared through Redis), the stored token read AGAIN once the lock is held (another process may
-have refreshed meanwhile: then its token is used), and the new tokens committed (compare-and-set on
-`token_version`) BEFORE the new access token is handed out.
+lock, shared through Redis, its lease extended while the refresh runs), the stored token read AGAIN
+once the lock is held (another process may have refreshed meanwhile: then its token is used), and
+the new tokens committed (compare-and-set on `token_version`) BEFORE the new access token is handed
+out. Every status write is conditional on the version the refresh started from: a refusal seen by
+a holder whose tokens were replaced meanwhile (a reconnect, a disconnect, another refresh) changes
+nothing, and the stored tokens win.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ __all__ = ["EXPIRY_MARGIN", "ConnectionTokens", "refresh_expiring"]
 log = structlog.get_logger(__name__)
 
 EXPIRY_MARGIN = timedelta(minutes=5)
-LOCK_TIMEOUT = 30.0  # longer than a token request (10 s timeout) plus the commit
+LOCK_TIMEOUT = 30.0  # the lease; extended while the holder lives, so only a dead one loses it
+LOCK_WAIT = 30.0  # how long a caller waits for another's refresh (a token request times out at 10 s)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -83,7 +87,12 @@ class ConnectionTokens:
 
     async def _refresh_unless(self, fresh_enough: Callable[[_Stored], bool]) -> str:
         try:
-            async with self.locks.lock(f"token:{self.user_id}", timeout=LOCK_TIMEOUT):
+            async with self.locks.lock(
+                f"token:{self.user_id}",
+                timeout=LOCK_TIMEOUT,
+                blocking_timeout=LOCK_WAIT,
+                keep_alive=True,
+            ):
                 stored = await self._read()  # again: another process may have refreshed already
                 if not fresh_enough(stored):
                     stored = await self._refresh(stored)
@@ -94,13 +103,15 @@ class ConnectionTokens:
 
     async def _refresh(self, stored: _Stored) -> _Stored:
         if not stored.refresh_token:
-            await self._require_reauthorization()
+            if not await self._require_reauthorization(stored.version):
+                return await self._read()  # replaced meanwhile: the stored tokens win
             raise WhoopReauthorizationRequired("No WHOOP refresh token; reconnect required")
         try:
             tokens = await self.oauth.refresh(stored.refresh_token)
         except WhoopReauthorizationRequired:
             TOKEN_REFRESHES.labels("refused").inc()
-            await self._require_reauthorization()
+            if not await self._require_reauthorization(stored.version):
+                return await self._read()  # replaced meanwhile: the stored tokens win
             raise
         except WhoopError:
             TOKEN_REFRESHES.labels("error").inc()
@@ -144,13 +155,18 @@ class ConnectionTokens:
         )
         return self._cached
 
-    async def _require_reauthorization(self) -> None:
+    async def _require_reauthorization(self, version: int) -> bool:
+        """Mark the connection unless its tokens moved past `version`; True when marked."""
         async with self.session_factory() as session:
-            await ConnectionRepository(session).set_status(
-                self.user_id, ConnectionStatus.REAUTHORIZATION_REQUIRED
+            marked = await ConnectionRepository(session).set_status(
+                self.user_id, ConnectionStatus.REAUTHORIZATION_REQUIRED, expected_version=version
             )
             await session.commit()
-        log.warning("token.reauthorization_required", user_id=str(self.user_id))
+        if marked:
+            log.warning("token.reauthorization_required", user_id=str(self.user_id))
+        else:
+            log.warning("token.refusal_superseded", user_id=str(self.user_id))
+        return marked
 
 
 async def refresh_expiring(

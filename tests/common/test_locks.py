@@ -61,3 +61,13 @@ async def test_redis_lock_expires_when_its_holder_overruns(redis: aioredis.Redis
         await asyncio.sleep(0.15)  # the holder died or hung: the lease ran out
         async with locks.lock("slow", timeout=1, blocking_timeout=0.05):
             pass
+
+
+async def test_kept_alive_lease_outlasts_its_timeout(locks: Locks) -> None:
+    async with locks.lock("refresh", timeout=0.15, keep_alive=True):
+        await asyncio.sleep(0.5)  # a slow holder, alive: three leases long
+        with pytest.raises(LockTimeout):
+            async with locks.lock("refresh", timeout=1, blocking_timeout=0.05):
+                pass
+    async with locks.lock("refresh", timeout=1, blocking_timeout=0.05):  # released at the end
+        pass
