@@ -8,6 +8,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Query
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from common.db.repositories import (
@@ -260,5 +261,8 @@ async def _revoke_at_whoop(state: ApiState, user_id: uuid.UUID) -> bool:
         await state.whoop.for_user(state.tokens(user_id), Priority.INTERACTIVE).revoke_access()
     except WhoopError as exc:
         log.warning("connection.revoke_failed", user_id=str(user_id), error=exc.reason)
+        return False
+    except RedisError as exc:  # no budget or refresh lock to be had: forget the tokens anyway
+        log.warning("connection.revoke_failed", user_id=str(user_id), error=type(exc).__name__)
         return False
     return True
