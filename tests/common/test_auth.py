@@ -184,7 +184,7 @@ async def test_fetches_jwks_again_for_unknown_kid(http: httpx.AsyncClient) -> No
     verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
     assert await verifier.verify_token(_asym_token(old_key, "old")) == USER
     assert verifier.jwks is not None
-    verifier.jwks._fetched_at -= 60  # past the minimum re-fetch interval
+    verifier.jwks.clock = lambda: time.monotonic() + 60  # past the minimum re-fetch interval
     assert await verifier.verify_token(_asym_token(new_key, "new")) == USER
     assert route.call_count == 2
 
@@ -196,6 +196,138 @@ async def test_refuses_when_jwks_unreachable(http: httpx.AsyncClient) -> None:
     verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
     with pytest.raises(AuthError, match="unavailable"):
         await verifier.verify_token(_asym_token(key, "k1"))
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jwks_verifier(http: httpx.AsyncClient) -> tuple[TokenVerifier, Clock]:
+    verifier = TokenVerifier(_settings(jwt_jwks_url=JWKS_URL), http)
+    assert verifier.jwks is not None
+    clock = Clock()
+    verifier.jwks.clock = clock
+    return verifier, clock
+
+
+async def _background_fetch_done(verifier: TokenVerifier) -> None:
+    assert verifier.jwks is not None
+    if verifier.jwks._inflight is not None:
+        await verifier.jwks._inflight
+
+
+@respx.mock
+async def test_keeps_serving_the_last_good_keys_when_a_refresh_fails(
+    http: httpx.AsyncClient,
+) -> None:
+    key, jwk = _rsa_jwk("k1")
+    route = respx.get(JWKS_URL)
+    route.side_effect = [httpx.Response(200, json={"keys": [jwk]}), httpx.Response(503)]
+    verifier, clock = _jwks_verifier(http)
+    assert await verifier.verify_token(_asym_token(key, "k1")) == USER
+    clock.now += 301  # past the keys' TTL; the identity provider is down
+
+    assert await verifier.verify_token(_asym_token(key, "k1", iat=1)) == USER
+    await _background_fetch_done(verifier)
+    assert await verifier.verify_token(_asym_token(key, "k1", iat=2)) == USER
+    assert route.call_count == 2  # one failed refresh, then back-off
+
+
+@respx.mock
+async def test_failed_fetches_back_off(http: httpx.AsyncClient) -> None:
+    key, jwk = _rsa_jwk("k1")
+    route = respx.get(JWKS_URL)
+    route.side_effect = [
+        httpx.Response(503),
+        httpx.Response(503),
+        httpx.Response(200, json={"keys": [jwk]}),
+    ]
+    verifier, clock = _jwks_verifier(http)
+    for i in range(5):  # requests in a row do not each ask the endpoint again
+        with pytest.raises(AuthError, match="unavailable"):
+            await verifier.verify_token(_asym_token(key, "k1", iat=i))
+    assert route.call_count == 1
+    clock.now += 1.5  # past the first back-off
+    with pytest.raises(AuthError, match="unavailable"):
+        await verifier.verify_token(_asym_token(key, "k1"))
+    clock.now += 1.5  # the second one is twice as long
+    with pytest.raises(AuthError, match="unavailable"):
+        await verifier.verify_token(_asym_token(key, "k1"))
+    assert route.call_count == 2
+    clock.now += 1.0
+    assert await verifier.verify_token(_asym_token(key, "k1")) == USER
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_an_unknown_kid_fetches_at_most_once_a_minute(http: httpx.AsyncClient) -> None:
+    key, jwk = _rsa_jwk("k1")
+    stranger, _ = _rsa_jwk("zz")
+    route = respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier, clock = _jwks_verifier(http)
+    assert await verifier.verify_token(_asym_token(key, "k1")) == USER
+    clock.now += 15
+    for i in range(3):
+        with pytest.raises(AuthError, match="unknown key"):
+            await verifier.verify_token(_asym_token(stranger, "zz", iat=i))
+    assert route.call_count == 2  # one fetch for the new kid
+    clock.now += 30
+    with pytest.raises(AuthError, match="unknown key"):
+        await verifier.verify_token(_asym_token(stranger, "zz"))
+    assert route.call_count == 2  # not again within the minute
+    clock.now += 31
+    with pytest.raises(AuthError, match="unknown key"):
+        await verifier.verify_token(_asym_token(stranger, "zz"))
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_a_hanging_jwks_endpoint_delays_no_request_with_a_known_key(
+    http: httpx.AsyncClient,
+) -> None:
+    key, jwk = _rsa_jwk("k1")
+    hanging, released = asyncio.Event(), asyncio.Event()
+    entered = []
+
+    async def serve(request: httpx.Request) -> httpx.Response:
+        entered.append(request)
+        if len(entered) > 1:  # every fetch after the first hangs until released
+            hanging.set()
+            await released.wait()
+        return httpx.Response(200, json={"keys": [jwk]})
+
+    route = respx.get(JWKS_URL).mock(side_effect=serve)
+    verifier, clock = _jwks_verifier(http)
+    assert await verifier.verify_token(_asym_token(key, "k1")) == USER
+    clock.now += 301  # past the TTL: the refresh hangs until released, which no request awaits
+    assert await asyncio.wait_for(verifier.verify_token(_asym_token(key, "k1", iat=0)), 5) == USER
+    await asyncio.wait_for(hanging.wait(), 5)
+
+    for i in range(1, 5):
+        token = _asym_token(key, "k1", iat=i)
+        assert await asyncio.wait_for(verifier.verify_token(token), 5) == USER
+    assert len(entered) == 2  # the one hanging refresh, not one per request
+    released.set()
+    await _background_fetch_done(verifier)
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_a_token_whose_algorithm_is_not_its_keys_is_refused(
+    http: httpx.AsyncClient,
+) -> None:
+    _key, jwk = _rsa_jwk("k1")
+    respx.get(JWKS_URL).respond(json={"keys": [jwk]})
+    verifier, _clock = _jwks_verifier(http)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(AuthError, match="algorithm"):  # ES256 header, an RSA kid
+        await verifier.verify_token(_asym_token(ec_key, "k1", alg="ES256"))
 
 
 async def test_dev_token_prints_a_token_the_api_accepts(
