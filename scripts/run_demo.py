@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
@@ -119,7 +120,8 @@ def token(user_id: uuid.UUID, env: dict[str, str]) -> str:
 
 
 def connect(user_id: uuid.UUID, whoop_user_id: int, bearer: str) -> None:
-    """Connect one demo user through the real OAuth flow (connect → authorize → callback)."""
+    """Connect one demo user through the real OAuth flow as an app should: connect, authorize,
+    then hand WHOOP's code and state on with the user's bearer (`POST /api/v1/whoop/callback`)."""
     with httpx.Client(timeout=30) as http:
         auth = {"Authorization": f"Bearer {bearer}"}
         url = (
@@ -130,7 +132,9 @@ def connect(user_id: uuid.UUID, whoop_user_id: int, bearer: str) -> None:
         redirect = http.get(f"{url}&login_hint={whoop_user_id}")
         if redirect.status_code != 302:
             raise SystemExit(f"whoop-sync: the simulator refused to authorize: {redirect.text}")
-        http.get(redirect.headers["location"]).raise_for_status()
+        query = parse_qs(urlsplit(redirect.headers["location"]).query)
+        body = {"code": query["code"][0], "state": query["state"][0]}
+        http.post(f"{API}/api/v1/whoop/callback", json=body, headers=auth).raise_for_status()
 
 
 def tour(bearer: str) -> str:
@@ -165,7 +169,14 @@ def main() -> int:
         for user_id, member, bearer in zip(users, members, bearers, strict=True):
             connect(user_id, member["user_id"], bearer)
         print(f"\nwhoop-sync is running at {API} (simulator at {SIM}); logs in {STATE}/")
-        print(f"{len(users)} demo users connected; webhooks arrive every {SCENARIO_SECONDS} s.\n")
+        print(f"{len(users)} demo users connected; webhooks arrive every {SCENARIO_SECONDS} s:")
+        for user_id, member in zip(users, members, strict=True):
+            print(f"  {user_id}  (WHOOP user {member['user_id']})")
+        print(
+            "A token for any of them, from another terminal at the project root (it reads the"
+            f" demo's settings in {STATE}/demo.json):\n"
+            f"  .venv/bin/whoop-sync dev-token --user-id {users[0]}\n"
+        )
         print(f"Dev token for demo user {users[0]}:\n  {bearers[0]}\n\nTry:\n{tour(bearers[0])}")
         print("\nCtrl-C stops everything.", flush=True)
         while all(p.poll() is None for p in procs):

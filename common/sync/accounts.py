@@ -50,7 +50,8 @@ async def link_account(
     """Connect `whoop_user_id` to `user_id` (flushed, not committed); the user it was moved from,
     if any. Raises AccountLinked when another user's live connection holds it and not `may_move`."""
     connections = ConnectionRepository(session)
-    holder = await connections.by_whoop_user(whoop_user_id, for_update=True)
+    await connections.claim(whoop_user_id)
+    holder = await connections.by_whoop_user(whoop_user_id)
     moved_from = holder.user_id if holder is not None and holder.user_id != user_id else None
     if (
         moved_from is not None
@@ -59,7 +60,7 @@ async def link_account(
         and not may_move
     ):
         raise AccountLinked(whoop_user_id)
-    own = await connections.get(user_id, for_update=True)
+    own = await connections.get(user_id)
     new_to_user = own is None or own.whoop_user_id != whoop_user_id
     await connections.save(  # ends the old holder's connection: the account is unique
         user_id=user_id,

@@ -29,15 +29,23 @@ class ConnectionRepository:
         stmt = stmt.execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
-    async def by_whoop_user(
-        self, whoop_user_id: int, *, for_update: bool = False
-    ) -> WhoopConnection | None:
-        """The connection of a WHOOP user id, or None for an unknown user (row-locked on
-        PostgreSQL when `for_update`)."""
-        stmt = select(WhoopConnection).where(WhoopConnection.whoop_user_id == whoop_user_id)
-        if for_update:
-            stmt = stmt.with_for_update().execution_options(populate_existing=True)
-        return await self.session.scalar(stmt)
+    async def by_whoop_user(self, whoop_user_id: int) -> WhoopConnection | None:
+        """The connection of a WHOOP user id, or None for an unknown user."""
+        return await self.session.scalar(
+            select(WhoopConnection)
+            .where(WhoopConnection.whoop_user_id == whoop_user_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def claim(self, whoop_user_id: int) -> None:
+        """Start the transaction with a write on the account's connection: PostgreSQL locks its
+        row, SQLite takes the write lock now (waiting its busy timeout), so no other writer can
+        make this transaction's later writes fail or act on what it is about to read."""
+        await self.session.execute(
+            update(WhoopConnection)
+            .where(WhoopConnection.whoop_user_id == whoop_user_id)
+            .values(updated_at=WhoopConnection.updated_at)
+        )
 
     async def save(
         self,
