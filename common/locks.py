@@ -118,10 +118,10 @@ class RedisLocks:
                 log.warning("lock.release_failed", lock=name)
 
 
-async def _renew(lock: Lock, name: str, timeout: float) -> None:
-    """Reset the lease to `timeout` every third of it, while the holder lives and owns it."""
+async def _renew(lock: Lock, name: str, lease: float) -> None:
+    """Reset the lease to its full length every third of it, while the holder lives and owns it."""
     while True:
-        await asyncio.sleep(timeout / 3)
+        await asyncio.sleep(lease / 3)
         try:
             await lock.reacquire()
         except LockNotOwnedError:
