@@ -35,9 +35,7 @@ log = structlog.get_logger(__name__)
 
 EXPIRY_MARGIN = timedelta(minutes=5)
 LOCK_TIMEOUT = 30.0  # the lease; extended while the holder lives, so only a dead one loses it
-LOCK_WAIT = (
-    30.0  # how long a caller waits for another's refresh (a token request times out at 10 s)
-)
+LOCK_WAIT = 30.0  # a caller's wait for another's refresh (a token request times out at 10 s)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
