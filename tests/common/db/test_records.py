@@ -236,7 +236,8 @@ async def test_write_waiting_on_a_deletion_does_not_bring_the_record_back_on_pos
         write = asyncio.create_task(
             RecordRepository(writer, DataType.SLEEP).upsert(user, [fetched_before_the_deletion])
         )
-        while not await _waits_on_a_lock(pg_engine):
+        # The wait happens inside PostgreSQL: there is no event to await, only its lock table.
+        while not await _waits_on_a_lock(pg_engine):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await deleter.commit()
         summary = await write
