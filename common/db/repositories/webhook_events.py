@@ -86,9 +86,7 @@ class WebhookEventRepository:
             stmt = stmt.where(WebhookEvent.received_at >= since)
         if status is not None:
             stmt = stmt.where(WebhookEvent.status == status.value)
-        return list(
-            (await self.session.scalars(stmt.order_by(WebhookEvent.id).limit(limit))).all()
-        )
+        return list((await self.session.scalars(stmt.order_by(WebhookEvent.id).limit(limit))).all())
 
     async def reopen(self, event_ids: Sequence[int]) -> None:
         """Put events back to pending with their tries reset, so that each gets a full set of

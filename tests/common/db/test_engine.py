@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.db.models import WebhookEvent
 from common.db.repositories.webhook_events import InboxWriter
 from common.types import EventStatus
 
@@ -24,7 +26,7 @@ async def test_sqlite_inbox_write_is_durable_before_it_returns(sqlite_engine: As
         )
         mode = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar()
         journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
-        await connection.exec_driver_sql(f"DELETE FROM whoop_webhook_event WHERE id = {event_id}")
+        await connection.execute(delete(WebhookEvent).where(WebhookEvent.id == event_id))
         await connection.commit()
     assert event_id is not None
     assert (mode, journal) == (FULL, "wal")
