@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(900, gt=0)
     inbox_sweep_seconds: int = Field(60, gt=0)
     backfill_days: int = Field(30, ge=0)
+    retention_days: int = Field(30, gt=0)
     whoop_rate_limit_per_minute: int = Field(100, gt=0)
     whoop_rate_limit_per_day: int = Field(10000, gt=0)
     webhook_tolerance_seconds: int = Field(300, gt=0)

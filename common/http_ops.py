@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,8 @@ __all__ = [
     "ping_redis",
 ]
 
+log = structlog.get_logger(__name__)
+
 # A readiness check: raises (or times out) when its dependency does not answer.
 Check = Callable[[Request], Awaitable[object]]
 CHECK_TIMEOUT = 2.0
@@ -36,6 +39,7 @@ _CODES = {
     413: "payload_too_large",
     422: "validation_error",
     429: "too_many_requests",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -94,7 +98,8 @@ def ops_router(checks: Mapping[str, Check]) -> APIRouter:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer HTTP errors and request validation errors in the error form (422 `validation_error`)."""
+    """Answer every error in the error form: HTTP errors (unknown routes, wrong methods), request
+    validation (422 `validation_error`) and unhandled exceptions (500 `internal_error`)."""
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -107,5 +112,11 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return error_response(422, "validation_error", f"{where}: {first.get('msg', 'invalid')}")
 
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("http.unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal_error", "Internal server error")
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    # Anything else is a 500 in the error form too (Starlette still re-raises it for the server).
+    app.add_exception_handler(Exception, unexpected)

@@ -82,9 +82,19 @@ class Inbox:
         """Pending events recorded (and last handed off) before a moment: the sweeper's work."""
         return [e.id for e in await self.events.unprocessed(received_before, limit=limit)]
 
-    async def reopen(self, *, since: datetime | None, status: EventStatus | None) -> list[int]:
-        """Put recorded events back to pending for a replay; their ids."""
-        ids = [e.id for e in await self.events.for_replay(since=since, status=status)]
+    async def reopen(
+        self,
+        *,
+        since: datetime | None,
+        status: EventStatus | None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Put one page of recorded events (ids above `after_id`) back to pending, with their
+        tries reset, for a replay; their ids, in order (empty when none is left)."""
+        ids = await self.events.for_replay(
+            since=since, status=status, after_id=after_id, limit=limit
+        )
         await self.events.reopen(ids)
         return ids
 

@@ -26,6 +26,7 @@ from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
 from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox, hand_off
 from common.sync.reconcile import RECONCILE_WINDOW, reconcile, refetch_all_pending
+from common.sync.retention import prune
 from common.sync.tokens import refresh_expiring
 from common.types import DataType, EventStatus, Trigger
 from common.whoop.errors import WhoopError, WhoopRateLimited
@@ -178,6 +179,12 @@ async def refresh_tokens(ctx: dict[str, Any]) -> int:
     )
 
 
+async def prune_retention(ctx: dict[str, Any]) -> int:
+    """Delete what RETENTION_DAYS no longer keeps (closed events, attempts, states, tombstones)."""
+    sync: SyncContext = ctx["sync"]
+    return sum((await prune(sync.session_factory, sync.settings.retention_days)).values())
+
+
 @dataclass(frozen=True)
 class CronSpec:
     """A periodic job and how often it runs (seconds, from the settings)."""
@@ -203,4 +210,5 @@ CRONS: list[CronSpec] = [
         "refetch_pending", refetch_pending_scores, lambda s: s.reconcile_interval_seconds, 900
     ),
     CronSpec("refresh_tokens", refresh_tokens, lambda s: 300, timeout=300),
+    CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
 ]

@@ -62,7 +62,8 @@ def verify(
     if not timestamp or not signature:
         raise InvalidSignature(SignatureFailure.MISSING)
     stamp = timestamp.strip()
-    if not stamp.isdigit() or len(stamp) > 16:
+    # ASCII digits only: str.isdigit() also takes '²' or '٣', which int() then refuses.
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 16:
         raise InvalidSignature(SignatureFailure.MALFORMED_TIMESTAMP)
     now_ms = (time.time() if now is None else now) * 1000
     if abs(now_ms - int(stamp)) > tolerance_seconds * 1000:

@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The error form, shared by every process's OpenAPI document; re-exported for the routes.
+from common.http_schemas import ErrorDetail as ErrorDetail
+from common.http_schemas import ErrorResponse as ErrorResponse
+from common.http_schemas import error_example as error_example
 from common.types import ConnectionStatus, SyncStatus
 
 NOTE_CACHE = "✓ Using cached data (fresh enough)"
@@ -33,29 +37,6 @@ RECOVERY_EXAMPLE: dict[str, Any] = {
         "skin_temp_celsius": 33.7,
     },
 }
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong: a stable code and a readable message."""
-
-    code: str = Field(examples=["not_connected"])
-    message: str = Field(examples=["No WHOOP account is connected for this user"])
-
-
-class ErrorResponse(BaseModel):
-    """The one error form of every endpoint."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "status": "error",
-                "error": {"code": "not_connected", "message": "No WHOOP account is connected"},
-            }
-        }
-    )
-
-    status: Literal["error"]
-    error: ErrorDetail
 
 
 class CacheMetadata(BaseModel):
@@ -270,19 +251,6 @@ class DisconnectResponse(BaseModel):
     status: Literal["revoked"]
     revoked_at_whoop: bool = Field(examples=[True])
     purged: bool = Field(examples=[False])
-
-
-def error_example(code: str, message: str) -> dict[str, Any]:
-    """An OpenAPI response entry in the error form."""
-    return {
-        "model": ErrorResponse,
-        "description": message,
-        "content": {
-            "application/json": {
-                "example": {"status": "error", "error": {"code": code, "message": message}}
-            }
-        },
-    }
 
 
 Responses = dict[int | str, dict[str, Any]]

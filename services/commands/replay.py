@@ -41,28 +41,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def replay(
-    settings: Settings, *, since: datetime | None, status: EventStatus | None
+    settings: Settings,
+    *,
+    since: datetime | None,
+    status: EventStatus | None,
+    page_size: int = 1000,
 ) -> tuple[int, int]:
-    """Reopen the matching events and enqueue them: (reopened, enqueued)."""
+    """Reopen every matching event, a page per transaction, and enqueue each page: (reopened,
+    enqueued). A queue that stops answering leaves the rest reopened for the sweeper."""
     from common.db.engine import create_session_factory
     from common.queue import ArqQueue, arq_redis
     from common.sync.context import engine_for
     from common.sync.inbox import Inbox, hand_off
 
     engine = engine_for(settings)
+    redis = arq_redis(settings.redis_url) if settings.redis_url else None
+    reopened = enqueued = last_id = 0
+    queue_up = redis is not None
     try:
         factory = create_session_factory(engine)
-        async with factory() as session:
-            ids = await Inbox(session).reopen(since=since, status=status)
-            await session.commit()
-        if not settings.redis_url or not ids:
-            return len(ids), 0
-        redis = arq_redis(settings.redis_url)
-        try:
-            return len(ids), await hand_off(ArqQueue(redis), factory, ids)
-        finally:
-            await redis.aclose()
+        while True:
+            async with factory() as session:
+                ids = await Inbox(session).reopen(
+                    since=since, status=status, after_id=last_id, limit=page_size
+                )
+                await session.commit()
+            if not ids:
+                return reopened, enqueued
+            reopened, last_id = reopened + len(ids), ids[-1]
+            if queue_up and redis is not None:
+                sent = await hand_off(ArqQueue(redis), factory, ids)
+                enqueued += sent
+                queue_up = sent == len(ids)
     finally:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 

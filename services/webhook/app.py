@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -24,6 +25,7 @@ from common.http_ops import (
     ping_database,
     ping_redis,
 )
+from common.http_schemas import error_example
 from common.metrics import WEBHOOKS
 from common.queue import ArqQueue, arq_redis
 from common.sync.context import engine_for
@@ -37,6 +39,13 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
 PATH = "/webhooks/whoop"
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Recorded (new, duplicate `trace_id`, unknown type or unknown user)"},
+    400: error_example("invalid_payload", "user_id: Input should be a valid integer"),
+    401: error_example("invalid_signature", "missing or invalid signature"),
+    413: error_example("payload_too_large", "body over 64 KiB"),
+    503: error_example("unavailable", "the event could not be recorded"),
+}
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -116,7 +125,15 @@ async def receive(request: Request, state: StateDep) -> Response:
 def webhook_router() -> APIRouter:
     """The webhook route alone, for `serve` to mount next to the API (it sets `app.state.webhook`)."""
     router = APIRouter()
-    router.add_api_route(PATH, receive, methods=["POST"], status_code=204, response_class=Response)
+    router.add_api_route(
+        PATH,
+        receive,
+        methods=["POST"],
+        status_code=204,
+        response_class=Response,
+        responses=RESPONSES,
+        summary="A WHOOP webhook: verified, recorded, then enqueued",
+    )
     return router
 
 

@@ -4,17 +4,27 @@ from common.db.models.base import Base
 from common.db.models.connection import OAuthState, WhoopConnection
 from common.db.models.records import Cycle, Recovery, Sleep, Workout
 from common.db.models.sync import SyncAttempt, SyncLog
+from common.db.models.tombstones import (
+    CycleTombstone,
+    RecoveryTombstone,
+    SleepTombstone,
+    WorkoutTombstone,
+)
 from common.db.models.webhook import WebhookEvent
 
 __all__ = [
     "Base",
     "Cycle",
+    "CycleTombstone",
     "OAuthState",
     "Recovery",
+    "RecoveryTombstone",
     "Sleep",
+    "SleepTombstone",
     "SyncAttempt",
     "SyncLog",
     "WebhookEvent",
     "WhoopConnection",
     "Workout",
+    "WorkoutTombstone",
 ]

@@ -38,5 +38,5 @@ class OAuthState(Base):
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
     user_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # for retention
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -39,6 +39,8 @@ class SyncAttempt(Base):
     __tablename__ = "whoop_sync_attempt"
     __table_args__ = (
         Index("ix_whoop_sync_attempt_user_type_started", "user_id", "data_type", "started_at"),
+        # Retention deletes the oldest attempts first, in batches.
+        Index("ix_whoop_sync_attempt_started_at", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

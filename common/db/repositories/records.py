@@ -5,6 +5,13 @@ The guarded upsert is the contract every writer relies on: a record is written o
 ignored, so the outcome never depends on the order in which concurrent writers finish. The guard runs
 inside the database (INSERT … ON CONFLICT DO UPDATE … WHERE), which makes it atomic on PostgreSQL
 and SQLite alike.
+
+A deleted record stays deleted (SPEC §4): every delete leaves a tombstone with the moment of the
+deletion, and the same upsert statement lets through only the incoming versions that no tombstone
+covers (`WITH incoming AS (VALUES …) INSERT … SELECT … WHERE NOT EXISTS (tombstone with deleted_at >= the
+version's updated_at) ON CONFLICT …`). A fetch that raced the delete, a collection sync or a job
+after a purge therefore writes nothing; a version WHOOP updated after the deletion is written.
+Retention prunes tombstones older than RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -16,11 +23,32 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Table, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    cast,
+    column,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.models import Cycle, Recovery, Sleep, Workout
+from common.db.models import (
+    Cycle,
+    CycleTombstone,
+    Recovery,
+    RecoveryTombstone,
+    Sleep,
+    SleepTombstone,
+    Workout,
+    WorkoutTombstone,
+)
 from common.db.models.records import RecordMixin
+from common.db.models.tombstones import TombstoneMixin
 from common.db.repositories.base import dialect_insert
 from common.db.types import utcnow
 from common.types import DataType, UpsertResult
@@ -56,11 +84,19 @@ class RecordKind:
     time_column: str
     columns: Callable[[WhoopObject], dict[str, Any]]
     key_of: Callable[[WhoopObject], Any] = field(repr=False)
+    tombstone: type[TombstoneMixin] = field(repr=False, default=CycleTombstone)
+    # The record's column its tombstone is keyed by (a recovery's sleep, else the key itself).
+    tombstone_key: str = "id"
 
     @property
     def table(self) -> Table:
         """The SQLAlchemy table behind the kind."""
         return self.model.__table__  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def tombstones(self) -> Table:
+        """The table of this kind's deleted records."""
+        return self.tombstone.__table__  # type: ignore[attr-defined,no-any-return]
 
 
 KINDS: dict[DataType, RecordKind] = {
@@ -71,6 +107,7 @@ KINDS: dict[DataType, RecordKind] = {
         "start",
         columns=lambda o: {"id": int(o["id"]), **_timed(o)},
         key_of=lambda o: int(o["id"]),
+        tombstone=CycleTombstone,
     ),
     DataType.SLEEP: RecordKind(
         DataType.SLEEP,
@@ -84,6 +121,7 @@ KINDS: dict[DataType, RecordKind] = {
             **_timed(o),
         },
         key_of=lambda o: uuid.UUID(o["id"]),
+        tombstone=SleepTombstone,
     ),
     DataType.WORKOUT: RecordKind(
         DataType.WORKOUT,
@@ -96,6 +134,7 @@ KINDS: dict[DataType, RecordKind] = {
             **_timed(o),
         },
         key_of=lambda o: uuid.UUID(o["id"]),
+        tombstone=WorkoutTombstone,
     ),
     DataType.RECOVERY: RecordKind(
         DataType.RECOVERY,
@@ -108,6 +147,8 @@ KINDS: dict[DataType, RecordKind] = {
             **_common(o),
         },
         key_of=lambda o: int(o["cycle_id"]),
+        tombstone=RecoveryTombstone,
+        tombstone_key="sleep_id",
     ),
 }
 
@@ -145,7 +186,8 @@ class RecordRepository:
         }
 
     async def upsert(self, user_id: uuid.UUID, objects: Iterable[WhoopObject]) -> UpsertSummary:
-        """Write each object unless the stored copy has the same or a newer `updated_at`."""
+        """Write each object unless the stored copy has the same or a newer `updated_at`, or a
+        tombstone says the record was deleted at or after the object's `updated_at`."""
         now = utcnow()
         newest: dict[Any, dict[str, Any]] = {}
         for obj in objects:
@@ -156,8 +198,24 @@ class RecordRepository:
         summary = UpsertSummary({key: UpsertResult.UNCHANGED for key in newest})
         if not newest:
             return summary
-        table = self.kind.table
-        stmt = dialect_insert(self.session, table).values(list(newest.values()))
+        table, tombstones = self.kind.table, self.kind.tombstones
+        names = list(next(iter(newest.values())))
+        incoming = (
+            values(*(column(n, table.c[n].type) for n in names), name="incoming")
+            .data([tuple(row[n] for n in names) for row in newest.values()])
+            .cte("incoming")
+        )  # a CTE: SQLite has no column list on a VALUES alias
+        deleted = exists().where(
+            tombstones.c[self.kind.tombstone_key] == incoming.c[self.kind.tombstone_key],
+            tombstones.c.deleted_at >= incoming.c.updated_at,
+        )
+        picked: list[Any] = list(incoming.c)
+        if self.session.get_bind().dialect.name == "postgresql":
+            # A VALUES column of NULLs alone (a cycle still open has no `end`) is text to PostgreSQL.
+            picked = [cast(incoming.c[n], table.c[n].type) for n in names]
+        stmt = dialect_insert(self.session, table).from_select(
+            names, select(*picked).where(~deleted)
+        )
         excluded = stmt.excluded
         updatable = [c.name for c in table.columns if c.name not in (self.kind.key, "version")]
         stmt = stmt.on_conflict_do_update(
@@ -167,28 +225,92 @@ class RecordRepository:
         ).returning(table.c[self.kind.key], table.c.version)
         for key, version in (await self.session.execute(stmt)).all():
             summary.results[key] = UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self._undo_raced(summary)
         return summary
 
-    async def delete(self, user_id: uuid.UUID, key: Any) -> int:
-        """Remove one record of this user; returns how many rows went."""
-        table = self.kind.table
-        result = await self.session.execute(
-            delete(table).where(table.c[self.kind.key] == key, table.c.user_id == user_id)
+    async def _undo_raced(self, summary: UpsertSummary) -> None:
+        """Take back what a deletion committed during the upsert covers (PostgreSQL only).
+
+        Under READ COMMITTED an upsert that waited on a row being deleted inserts it afresh once
+        the delete commits, judged by a snapshot from before the tombstone existed. This second
+        statement sees that tombstone (a new snapshot) and removes the row again; a record written
+        that way is reported unchanged. SQLite needs none of this: its writers take turns and each
+        write sees every committed one.
+        """
+        written = [k for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
+        if not written:
+            return
+        table, tombstones, key = self.kind.table, self.kind.tombstones, self.kind.tombstone_key
+        buried = exists().where(
+            tombstones.c[key] == table.c[key], tombstones.c.deleted_at >= table.c.updated_at
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        result = await self.session.execute(
+            delete(table)
+            .where(table.c[self.kind.key].in_(written), buried)
+            .returning(table.c[self.kind.key])
+        )
+        for raced in result.scalars().all():
+            summary.results[raced] = UpsertResult.UNCHANGED
+
+    async def _bury(self, user_id: uuid.UUID, keys: Iterable[Any], at: datetime) -> None:
+        """Leave (or move forward) a tombstone for each key, in one statement."""
+        rows = [
+            {self.kind.tombstone_key: key, "user_id": user_id, "deleted_at": at}
+            for key in dict.fromkeys(keys)
+        ]
+        if not rows:
+            return
+        tombstones = self.kind.tombstones
+        stmt = dialect_insert(self.session, tombstones).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[self.kind.tombstone_key],
+            set_={"deleted_at": stmt.excluded.deleted_at, "user_id": stmt.excluded.user_id},
+            where=tombstones.c.deleted_at < stmt.excluded.deleted_at,
+        )
+        await self.session.execute(stmt)
+
+    async def delete(self, user_id: uuid.UUID, key: Any) -> int:
+        """Remove one record of this user and keep its tombstone; how many rows went."""
+        return await self.delete_where(user_id, self.kind.key, key)
 
     async def delete_where(self, user_id: uuid.UUID, column: str, value: Any) -> int:
-        """Remove this user's records whose `column` equals `value` (a sleep's recovery)."""
-        table = self.kind.table
+        """Remove this user's records whose `column` equals `value` (a sleep's recovery), leaving
+        tombstones; one is left for `value` itself when it is what tombstones are keyed by, so that
+        a version fetched before the deletion is refused even if it was not cached yet."""
+        table, now = self.kind.table, utcnow()
         result = await self.session.execute(
-            delete(table).where(table.c[column] == value, table.c.user_id == user_id)
+            delete(table)
+            .where(table.c[column] == value, table.c.user_id == user_id)
+            .returning(table.c[self.kind.tombstone_key])
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        keys = list(result.scalars().all())
+        removed = len(keys)
+        if column == self.kind.tombstone_key:
+            keys.append(value)
+        await self._bury(user_id, keys, now)
+        return removed
 
     async def delete_all(self, user_id: uuid.UUID) -> int:
-        """Remove every record of this user (purge)."""
-        table = self.kind.table
-        result = await self.session.execute(delete(table).where(table.c.user_id == user_id))
+        """Remove every record of this user (purge), leaving a tombstone for each."""
+        table, now = self.kind.table, utcnow()
+        result = await self.session.execute(
+            delete(table)
+            .where(table.c.user_id == user_id)
+            .returning(table.c[self.kind.tombstone_key])
+        )
+        keys = list(result.scalars().all())
+        for start in range(0, len(keys), 1000):
+            await self._bury(user_id, keys[start : start + 1000], now)
+        return len(keys)
+
+    async def forget_deletions(self, user_id: uuid.UUID) -> int:
+        """Drop this user's tombstones (a user who links WHOOP again after a purge gets the
+        history back); how many went."""
+        tombstones = self.kind.tombstones
+        result = await self.session.execute(
+            delete(tombstones).where(tombstones.c.user_id == user_id)
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def reassign(self, whoop_user_id: int, user_id: uuid.UUID) -> int:

@@ -73,25 +73,34 @@ class WebhookEventRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def for_replay(
-        self, *, since: datetime | None, status: EventStatus | None, limit: int = 10_000
-    ) -> Sequence[WebhookEvent]:
-        """Events to enqueue again, oldest first."""
-        stmt = select(WebhookEvent)
+        self,
+        *,
+        since: datetime | None,
+        status: EventStatus | None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Ids of events to enqueue again, one page in id order after `after_id`."""
+        stmt = select(WebhookEvent.id).where(WebhookEvent.id > after_id)
         if since is not None:
             stmt = stmt.where(WebhookEvent.received_at >= since)
         if status is not None:
             stmt = stmt.where(WebhookEvent.status == status.value)
-        return (
-            await self.session.scalars(stmt.order_by(WebhookEvent.received_at).limit(limit))
-        ).all()
+        return list((await self.session.scalars(stmt.order_by(WebhookEvent.id).limit(limit))).all())
 
     async def reopen(self, event_ids: Sequence[int]) -> None:
-        """Put events back to pending so that they are processed again (replay)."""
+        """Put events back to pending with their tries reset, so that each gets a full set of
+        tries again (replay); the sweeper finds them without waiting for an older hand-off."""
         if event_ids:
             await self.session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(event_ids))
-                .values(status=EventStatus.PENDING.value, processed_at=None)
+                .values(
+                    status=EventStatus.PENDING.value,
+                    processed_at=None,
+                    attempts=0,
+                    enqueued_at=None,
+                )
             )
 
 

@@ -30,10 +30,16 @@ router = APIRouter(prefix="/api/v1/smart", tags=["smart-sync"])
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """A time without an offset is UTC, like every time whoop-sync speaks of."""
-    if value is not None and value.utcoffset() is None:
+    """The moment in UTC; a time without an offset is UTC, like every time whoop-sync speaks of.
+    One that has no UTC equivalent (`0001-01-01T00:00:00+01:00`) is out of range: 422."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
         return value.replace(tzinfo=UTC)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once taken to UTC") from None
 
 
 Moment = Annotated[datetime | None, AfterValidator(_utc)]

@@ -142,3 +142,117 @@ async def test_concurrent_writers_newest_always_wins_on_postgres(pg_engine: Asyn
     async with AsyncSession(pg_engine) as s:
         await RecordRepository(s, DataType.SLEEP).delete_all(user)
         await s.commit()
+
+
+async def test_deleted_record_refuses_a_version_fetched_before_the_deletion(
+    any_session: AsyncSession,
+) -> None:
+    repo = RecordRepository(any_session, DataType.SLEEP)
+    obj = samples.sleep(start=T0)
+    key = uuid.UUID(obj["id"])
+    await repo.upsert(USER, [obj])
+    assert await repo.delete(USER, key) == 1
+    assert (await repo.upsert(USER, [obj])).results == {key: UpsertResult.UNCHANGED}
+    assert await repo.get(key) is None
+
+
+async def test_deletion_of_an_uncached_record_refuses_its_later_write(
+    any_session: AsyncSession,
+) -> None:
+    repo = RecordRepository(any_session, DataType.WORKOUT)
+    obj = samples.workout(start=T0)
+    key = uuid.UUID(obj["id"])
+    assert await repo.delete(USER, key) == 0
+    assert (await repo.upsert(USER, [obj])).results == {key: UpsertResult.UNCHANGED}
+    assert await repo.count(USER) == 0
+
+
+async def test_version_updated_after_the_deletion_is_written(any_session: AsyncSession) -> None:
+    repo = RecordRepository(any_session, DataType.WORKOUT)
+    obj = samples.workout(start=T0)
+    key = uuid.UUID(obj["id"])
+    await repo.delete(USER, key)
+    later = {**obj, "updated_at": samples.iso(datetime.now(UTC) + timedelta(minutes=1))}
+    assert (await repo.upsert(USER, [obj, later])).results == {key: UpsertResult.INSERTED}
+    assert await repo.get(key) == later
+
+
+async def test_deleted_sleep_takes_its_recovery_and_refuses_it_later(
+    any_session: AsyncSession,
+) -> None:
+    recoveries = RecordRepository(any_session, DataType.RECOVERY)
+    sleep_id = uuid.uuid4()
+    recovery = samples.recovery(cycle_id=500, sleep_id=sleep_id, created_at=T0)
+    await recoveries.upsert(USER, [recovery])
+    assert await recoveries.delete_where(USER, "sleep_id", sleep_id) == 1
+    assert (await recoveries.upsert(USER, [recovery])).results == {500: UpsertResult.UNCHANGED}
+    assert await recoveries.get(500) is None
+
+
+async def test_purge_refuses_versions_fetched_before_it(any_session: AsyncSession) -> None:
+    repo = RecordRepository(any_session, DataType.CYCLE)
+    objs = [samples.cycle(cycle_id=900 + i, start=T0 + timedelta(days=i)) for i in range(3)]
+    await repo.upsert(USER, objs)
+    assert await repo.delete_all(USER) == 3
+    assert (await repo.upsert(USER, objs)).written == 0
+    assert await repo.count(USER) == 0
+    assert await repo.forget_deletions(USER) == 3
+    assert (await repo.upsert(USER, objs)).written == 3
+
+
+async def test_delete_committed_elsewhere_refuses_a_later_write_on_postgres(
+    pg_engine: AsyncEngine,
+) -> None:
+    """The event job that fetched before the deletion writes in its own session, after it."""
+    user = uuid.uuid4()
+    obj = samples.sleep(start=T0, sleep_id=uuid.uuid4())
+    key = uuid.UUID(obj["id"])
+    async with AsyncSession(pg_engine) as deleter:
+        await RecordRepository(deleter, DataType.SLEEP).delete(user, key)
+        await deleter.commit()
+    async with AsyncSession(pg_engine) as writer:
+        summary = await RecordRepository(writer, DataType.SLEEP).upsert(user, [obj])
+        await writer.commit()
+    assert summary.results == {key: UpsertResult.UNCHANGED}
+    async with AsyncSession(pg_engine) as s:
+        assert await RecordRepository(s, DataType.SLEEP).get(key) is None
+        await RecordRepository(s, DataType.SLEEP).forget_deletions(user)
+        await s.commit()
+
+
+async def test_write_waiting_on_a_deletion_does_not_bring_the_record_back_on_postgres(
+    pg_engine: AsyncEngine,
+) -> None:
+    """The writer's upsert starts while the deletion is uncommitted and waits on its row."""
+    user = uuid.uuid4()
+    obj = samples.sleep(start=T0, sleep_id=uuid.uuid4())
+    key = uuid.UUID(obj["id"])
+    async with AsyncSession(pg_engine) as s:
+        await RecordRepository(s, DataType.SLEEP).upsert(user, [obj])
+        await s.commit()
+    fetched_before_the_deletion = {**obj, "updated_at": samples.iso(T0 + timedelta(hours=20))}
+    async with AsyncSession(pg_engine) as deleter, AsyncSession(pg_engine) as writer:
+        await RecordRepository(deleter, DataType.SLEEP).delete(user, key)
+        write = asyncio.create_task(
+            RecordRepository(writer, DataType.SLEEP).upsert(user, [fetched_before_the_deletion])
+        )
+        # The wait happens inside PostgreSQL: there is no event to await, only its lock table.
+        while not await _waits_on_a_lock(pg_engine):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await deleter.commit()
+        summary = await write
+        await writer.commit()
+    assert summary.results == {key: UpsertResult.UNCHANGED}
+    async with AsyncSession(pg_engine) as s:
+        assert await RecordRepository(s, DataType.SLEEP).get(key) is None
+        await RecordRepository(s, DataType.SLEEP).forget_deletions(user)
+        await s.commit()
+
+
+async def _waits_on_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return bool(found.scalar())

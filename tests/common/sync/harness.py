@@ -228,22 +228,14 @@ def embedded_app(settings: Settings, ctx: SyncContext, queue: InProcessQueue | N
 
 
 async def _clear(ctx: SyncContext) -> None:
+    """Empty every table (tombstones too: the simulator's seeded ids come back in the next test)."""
     from sqlalchemy import delete
 
-    from common.db.models import (
-        Cycle,
-        Recovery,
-        Sleep,
-        SyncAttempt,
-        SyncLog,
-        WhoopConnection,
-        Workout,
-    )
+    from common.db.models import Base
 
     async with ctx.session_factory() as session:
-        for model in (WebhookEvent, Cycle, Sleep, Recovery, Workout, SyncLog, SyncAttempt):
-            await session.execute(delete(model))
-        await session.execute(delete(WhoopConnection))
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(delete(table))
         await session.commit()
 
 

@@ -67,7 +67,7 @@ def test_accepts_a_timestamp_within_the_tolerance(offset_s: int) -> None:
     verify(SECRET, stamp, BODY, sign(SECRET, stamp, BODY), tolerance_seconds=300, now=NOW_S)
 
 
-@pytest.mark.parametrize("timestamp", ["abc", "-1", "1.5e12", "1" * 30])
+@pytest.mark.parametrize("timestamp", ["abc", "-1", "1.5e12", "1" * 30, "²", "١٧٦٤٦٤٠٠٠٠٠٠٠"])
 def test_rejects_a_malformed_timestamp(timestamp: str) -> None:
     assert _failure(timestamp, BODY, "sig") is SignatureFailure.MALFORMED_TIMESTAMP
 

@@ -203,6 +203,8 @@ async def test_limit_start_and_end_select_the_window(
         {"start": "yesterday"},
         {"end": "2025-13-40T00:00:00Z"},
         {"start": "2025-11-19T00:00:00Z", "end": "2025-11-18T00:00:00Z"},
+        {"start": "0001-01-01T00:00:00+01:00"},  # before datetime.min once taken to UTC
+        {"end": "9999-12-31T23:59:59-01:00"},  # after datetime.max once taken to UTC
     ],
 )
 async def test_bad_query_is_422_validation_error(

@@ -1,14 +1,23 @@
-"""`whoop-sync replay` options (the replay itself is exercised in tests/common/sync/test_service.py)."""
+"""`whoop-sync replay`: its options, and that it reopens every matching event with its tries reset
+(a replay run end to end is in tests/services/worker/test_jobs.py)."""
 
 from __future__ import annotations
 
 import argparse
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
+from sqlalchemy import delete, func, insert, select
 
+from common.config import Settings
+from common.db.engine import create_engine
+from common.db.models import WebhookEvent
+from common.types import EventStatus
 from services.cli import build_parser
-from services.commands.replay import parse_since
+from services.commands.replay import parse_since, replay
 
 
 def test_since_accepts_an_age() -> None:
@@ -31,3 +40,63 @@ def test_status_must_be_an_event_status() -> None:
     assert args.status == "failed"
     with pytest.raises(SystemExit):
         build_parser("replay").parse_args(["replay", "--status", "lost"])
+
+
+@pytest.fixture
+async def database_url(backend: str, pg_url: str, sqlite_url: str) -> AsyncIterator[str]:
+    """The backend's test database, with the webhook inbox emptied afterwards."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    yield url
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(delete(WebhookEvent))
+    await engine.dispose()
+
+
+async def _poisoned_events(url: str, count: int) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "trace_id": f"replay-{n}",
+            "event_type": "sleep.updated",
+            "whoop_user_id": 1,
+            "record_id": str(uuid.UUID(int=n)),
+            "payload": "{}",
+            "status": EventStatus.FAILED.value,
+            "attempts": 24,
+            "last_error": "WHOOP 503",
+            "received_at": now - timedelta(hours=1),
+            "processed_at": now,
+        }
+        for n in range(count)
+    ]
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(insert(WebhookEvent), rows)
+    await engine.dispose()
+
+
+async def test_replay_reopens_every_event_past_ten_thousand_with_tries_reset(
+    database_url: str,
+) -> None:
+    await _poisoned_events(database_url, 10_050)
+    settings = Settings(database_url=database_url, redis_url=None)
+    assert await replay(settings, since=None, status=EventStatus.FAILED) == (10_050, 0)
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        left = await conn.execute(
+            select(WebhookEvent.status, WebhookEvent.attempts, func.count()).group_by(
+                WebhookEvent.status, WebhookEvent.attempts
+            )
+        )
+        assert left.all() == [(EventStatus.PENDING.value, 0, 10_050)]
+    await engine.dispose()
+
+
+async def test_replay_enqueues_page_by_page_and_says_how_many(
+    database_url: str, redis_url: str, redis: Redis
+) -> None:
+    await _poisoned_events(database_url, 5)
+    settings = Settings(database_url=database_url, redis_url=redis_url)
+    assert await replay(settings, since=None, status=None, page_size=2) == (5, 5)
+    assert await redis.zcard("arq:queue") == 5

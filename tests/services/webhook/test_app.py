@@ -221,3 +221,53 @@ async def test_other_errors_use_the_error_form(http: httpx.AsyncClient) -> None:
     response = await http.get(PATH)
     assert response.status_code == 405
     assert _error_code(response) == "method_not_allowed"
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³"])
+async def test_rejects_a_timestamp_of_digits_that_are_not_ascii(
+    http: httpx.AsyncClient, pg_engine: AsyncEngine, timestamp: str
+) -> None:
+    """Header bytes are read as Latin-1: b'\\xb2' arrives as '²', which str.isdigit() accepts."""
+    body = _event()
+    raw, headers = signed(body)
+    sent = {name.encode(): value.encode() for name, value in headers.items()}
+    sent[b"x-whoop-signature-timestamp"] = timestamp.encode("latin-1")
+    response = await http.post(PATH, content=raw, headers=sent)
+    assert response.status_code == 401
+    assert _error_code(response) == "invalid_signature"
+    assert await _recorded(pg_engine, body["trace_id"]) == []
+
+
+async def test_unknown_route_is_404_in_the_error_form(http: httpx.AsyncClient) -> None:
+    response = await http.get("/webhooks/nope")
+    assert response.status_code == 404
+    assert _error_code(response) == "not_found"
+
+
+async def test_unexpected_failure_is_500_in_the_error_form(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("services.webhook.app.verify", boom)
+    app = create_app(make_settings(pg_url, None, "http://127.0.0.1:9"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hook.test") as http:
+            response = await _post(http, _event())
+    assert response.status_code == 500
+    assert response.json() == {
+        "status": "error",
+        "error": {"code": "internal_error", "message": "Internal server error"},
+    }
+
+
+async def test_openapi_documents_every_answer_in_the_error_form(http: httpx.AsyncClient) -> None:
+    document = (await http.get("/openapi.json")).json()
+    responses = document["paths"][PATH]["post"]["responses"]
+    assert set(responses) == {"204", "400", "401", "413", "503"}
+    for status in ("400", "401", "413", "503"):
+        content = responses[status]["content"]["application/json"]
+        assert content["schema"]["$ref"].endswith("/ErrorResponse")
+        assert content["example"]["status"] == "error"
