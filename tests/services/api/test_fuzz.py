@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 import redis.asyncio as aioredis
 import requests
 import schemathesis
