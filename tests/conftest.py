@@ -165,3 +165,15 @@ def _logging_left_as_found() -> object:
         structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many cases the fuzz tests generated (schemathesis over the api, hypothesis over the
+    webhook)."""
+    from tests.fuzz_counts import summary
+
+    lines = summary()
+    if lines:
+        terminalreporter.section("fuzzing")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,5 +1,5 @@
 """WHOOP's v2 data API under `/developer`: collections, records by id, cycle sleep and recovery,
-profile, body measurement, and revoking access."""
+profile, body measurement, revoking access, and the v1 → v2 activity id mapping."""
 
 from __future__ import annotations
 
@@ -135,6 +135,21 @@ def _body(request: Request, sim: Simulator, user: UserData) -> Response:
     return json_response(body | {"max_heart_rate": p.max_heart_rate})
 
 
+def _activity_mapping(request: Request, sim: Simulator, user: UserData) -> Response:
+    """`/v1/activity-mapping/{activityV1Id}`: the v2 UUID of a sleep or workout by its v1 id
+    (`v1_id`, which WHOOP's records carried until 2025-09-01)."""
+    raw = request.path_params["activityV1Id"]
+    try:
+        v1_id = int(raw)
+    except ValueError:
+        raise BadParam("activityV1Id must be an integer") from None
+    for kind in ("sleep", "workout"):
+        for rec in user.kinds[kind].values():
+            if rec.body.get("v1_id") == v1_id:
+                return json_response({"v2_activity_id": rec.body["id"]})
+    return error(404, f"no activity mapping for {raw}")
+
+
 def _revoke(request: Request, sim: Simulator, user: UserData) -> Response:
     sim.revoke(user.profile.user_id)
     return Response(status_code=204)
@@ -158,4 +173,5 @@ def routes() -> list[Route]:
         _user_route("/v2/user/profile/basic", "read:profile", _profile),
         _user_route("/v2/user/measurement/body", "read:body_measurement", _body),
         _user_route("/v2/user/access", None, _revoke, method="DELETE"),
+        _user_route("/v1/activity-mapping/{activityV1Id}", None, _activity_mapping),
     ]

@@ -20,10 +20,16 @@ class BadCursor(ValueError):
 
 @dataclass
 class Rec:
-    """A record and the time collections sort and filter it by."""
+    """A record, the time collections sort it by, and when it was over (None: still going)."""
 
     key_ms: int
     body: Body
+    until_ms: int | None = None
+
+    def during_or_after(self, start_ms: int) -> bool:
+        """WHOOP's `start`: records that "occurred after or during (inclusive)" it, so a record
+        still in progress at `start` (the cycle across midnight) is in."""
+        return self.key_ms >= start_ms or self.until_ms is None or self.until_ms > start_ms
 
 
 @dataclass
@@ -54,7 +60,9 @@ class UserData:
 
     def put(self, kind: str, body: Body) -> Body:
         """Insert or replace a record, recomputing its sort time."""
-        self.kinds[kind][record_key(kind, body)] = Rec(self._sort_ms(kind, body), body)
+        self.kinds[kind][record_key(kind, body)] = Rec(
+            self._sort_ms(kind, body), body, self._until_ms(kind, body)
+        )
         return body
 
     def delete(self, kind: str, key: str) -> Body | None:
@@ -81,13 +89,14 @@ class UserData:
     def page(
         self, kind: str, start_ms: int | None, end_ms: int, limit: int, cursor: str | None
     ) -> tuple[list[Body], str | None]:
-        """One page, newest first: start inclusive, end exclusive, continuing after `cursor`."""
+        """One page, newest first: what was going on at or after `start`, what began before `end`
+        (so what intersects it), continuing after `cursor`."""
         after = decode_cursor(cursor) if cursor else None
         ordered = sorted(
             (
                 (r.key_ms, key, r.body)
                 for key, r in self.kinds[kind].items()
-                if (start_ms is None or r.key_ms >= start_ms) and r.key_ms < end_ms
+                if (start_ms is None or r.during_or_after(start_ms)) and r.key_ms < end_ms
             ),
             key=lambda t: (t[0], t[1]),
             reverse=True,
@@ -105,6 +114,14 @@ class UserData:
             sleep = self.get("sleep", str(body["sleep_id"]))
             return parse_ms(sleep["start"] if sleep else body["created_at"])
         return parse_ms(str(body["start"]))
+
+    def _until_ms(self, kind: str, body: Body) -> int | None:
+        # A recovery is over when its sleep is; one without its sleep, when it was created.
+        if kind == "recovery":
+            sleep = self.get("sleep", str(body["sleep_id"]))
+            body = sleep if sleep else {"end": body["created_at"]}
+        end = body.get("end")
+        return None if end is None else parse_ms(str(end))
 
 
 def record_key(kind: str, body: Body) -> str:

@@ -174,6 +174,23 @@ async def test_collection_walks_every_page(
     assert route.calls[1].request.url.params["nextToken"] == "tok-2"
 
 
+async def test_collection_ends_on_a_last_page_whose_next_token_is_null(
+    user: UserClient, mock: respx.MockRouter
+) -> None:
+    """WHOOP may end a collection with `"next_token": null` as well as without the key."""
+    schema = "PaginatedCycleResponse"
+    last = fakes.page([fakes.cycle(i) for i in range(3)], schema) | {"next_token": None}
+    route = mock.get("/v2/cycle").mock(
+        side_effect=[
+            httpx.Response(200, json=fakes.page([fakes.cycle(i) for i in range(25)], schema, "t2")),
+            httpx.Response(200, json=last),
+        ]
+    )
+    records = [r async for r in user.collection(DataType.CYCLE)]
+    assert len(records) == 28
+    assert route.call_count == 2
+
+
 async def test_collection_limit_sizes_the_last_page_and_stops(
     user: UserClient, mock: respx.MockRouter
 ) -> None:

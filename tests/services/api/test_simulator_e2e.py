@@ -78,9 +78,17 @@ async def _authorize(client: httpx.AsyncClient, user: uuid.UUID) -> dict[str, st
     return query
 
 
+async def _hand_on(
+    client: httpx.AsyncClient, user: uuid.UUID, query: dict[str, str]
+) -> httpx.Response:
+    """What an app does with WHOOP's redirect to its own URI: POST the code and state, signed in."""
+    body = {"code": query["code"], "state": query["state"]}
+    return await client.post("/api/v1/whoop/callback", json=body, headers=auth(user))
+
+
 async def _connect(client: httpx.AsyncClient, user: uuid.UUID) -> int:
     query = await _authorize(client, user)
-    callback = await client.get("/api/v1/whoop/callback", params=query)
+    callback = await _hand_on(client, user, query)
     assert callback.status_code == 200, callback.text
     assert callback.json()["status"] == "connected"
     whoop_user_id: int = callback.json()["whoop_user_id"]
@@ -103,10 +111,10 @@ async def test_connect_read_and_disconnect(
     _app, client = api
     user = uuid.uuid4()
     query = await _authorize(client, user)
-    callback = await client.get("/api/v1/whoop/callback", params=query)
+    callback = await _hand_on(client, user, query)
     assert callback.status_code == 200
     whoop_user_id = callback.json()["whoop_user_id"]
-    replay = await client.get("/api/v1/whoop/callback", params=query)
+    replay = await _hand_on(client, user, query)
     assert replay.status_code == 400
     assert replay.json()["error"]["code"] == "invalid_state"
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -50,7 +51,9 @@ class Served:
         url = answer.json()["authorization_url"] + f"&login_hint={whoop_user_id}"
         redirect = await self.http.get(url)
         assert redirect.status_code == 302, redirect.text
-        done = await self.http.get(redirect.headers["location"])
+        query = parse_qs(urlsplit(redirect.headers["location"]).query)
+        body = {"code": query["code"][0], "state": query["state"][0]}
+        done = await self.http.post(f"{self.base}/api/v1/whoop/callback", json=body, headers=auth)
         assert done.json() == {"status": "connected", "whoop_user_id": whoop_user_id}
         return auth
 

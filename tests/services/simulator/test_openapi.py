@@ -82,3 +82,22 @@ def test_served_paths_are_whoops_paths() -> None:
         path = route.path.removeprefix("/developer")
         assert path in documented, path
         assert {m.lower() for m in route.methods or ()} - {"head"} <= set(documented[path])
+
+
+async def test_activity_mapping_answers_a_v1_id_with_its_v2_uuid(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    headers = bearer(await connect(client))
+    user = next(iter(sim.world.connected))
+    workout = next(iter(sim.world.data(user).kinds["workout"].values())).body
+    sim.world.data(user).put("workout", workout | {"v1_id": 1043})
+    found = await client.get("/developer/v1/activity-mapping/1043", headers=headers)
+    assert found.status_code == 200
+    validate(found.json(), "ActivityIdMappingResponse")
+    assert found.json() == {"v2_activity_id": workout["id"]}
+    missing = await client.get("/developer/v1/activity-mapping/1044", headers=headers)
+    assert missing.status_code == 404
+    bad = await client.get("/developer/v1/activity-mapping/abc", headers=headers)
+    assert bad.status_code == 400
+    unauthorized = await client.get("/developer/v1/activity-mapping/1043")
+    assert unauthorized.status_code == 401

@@ -86,6 +86,31 @@ async def test_start_is_inclusive_and_end_exclusive(
     assert [c["id"] for c in window] == [c["id"] for c in cycles[4:7]]
 
 
+@pytest.mark.parametrize("path", PATHS)
+async def test_start_takes_the_records_in_progress_at_it(
+    client: httpx.AsyncClient, headers: dict[str, str], path: str
+) -> None:
+    """WHOOP: "occurred after or during (inclusive)" `start`: the cycle across midnight is in."""
+    everything = await _all(client, path, headers, limit="25")
+    sleeps = {s["id"]: s for s in await _all(client, "/v2/activity/sleep", headers, limit="25")}
+    spanning = everything[5]
+    began = _time(path, spanning, sleeps)
+    over = parse_ms((sleeps[spanning["sleep_id"]] if path == "/v2/recovery" else spanning)["end"])
+    window = await _all(client, path, headers, start=iso((began + over) // 2), limit="25")
+    assert [r.get("id", r.get("cycle_id")) for r in window][-1] == spanning.get(
+        "id", spanning.get("cycle_id")
+    )
+    assert len(window) >= 6
+
+
+async def test_start_takes_the_current_cycle_which_has_no_end(
+    client: httpx.AsyncClient, headers: dict[str, str], sim: Simulator
+) -> None:
+    page = await _all(client, "/v2/cycle", headers, start=iso(sim.clock.now_ms() - 1))
+    assert len(page) == 1
+    assert "end" not in page[0]
+
+
 async def test_end_defaults_to_now(
     client: httpx.AsyncClient, headers: dict[str, str], sim: Simulator
 ) -> None:
