@@ -20,6 +20,7 @@ from common.db.repositories import SyncLogRepository
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.queue import ArqQueue, Queue
+from common.sync.inbox import resume_pending
 from common.sync.jobs import EVENT_TRIES, JOBS, backfill_user, process_webhook_event, sweep_inbox
 from common.sync.reconcile import RECONCILE_WINDOW, reconcile
 from common.types import DataType, EventStatus, Trigger
@@ -197,13 +198,12 @@ async def test_an_event_out_of_retries_for_a_whoop_outage_is_parked_then_retried
     assert state is not None
     assert (state.sync_status, state.last_sync_at) == ("failed", None)
     queue = pipe.inproc or _queue(pipe)
-    ctx = pipe.job_ctx(queue)
-    assert await sweep_inbox(ctx) == 0  # parked: not the sweeper's
+    factory = pipe.ctx.session_factory
+    assert await resume_pending(queue, factory) == 0  # parked: not the sweeper's
 
     await pipe.http.delete(f"{pipe.sim.base_url}{FAULTS}")  # WHOOP answers again
     await reconcile(pipe.ctx)
-    pipe.use_queue(queue)
-    assert await sweep_inbox(ctx) == 1
+    assert await resume_pending(queue, factory) == 1
     await pipe.drain()
     (event,) = await pipe.events()
     assert event.status == EventStatus.DONE.value
