@@ -11,6 +11,7 @@ it as `failed` with its error, visible and replayable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,10 +70,13 @@ async def _claim(sync: SyncContext, event_id: int, holder: str) -> ClaimedEvent 
 async def _lease_kept(sync: SyncContext, event_id: int, holder: str) -> AsyncIterator[None]:
     """Renew the event's lease every third of it while the job runs."""
     lease = sync.settings.inbox_lease_seconds
+    stop = asyncio.Event()
 
     async def renew() -> None:
-        while True:
-            await asyncio.sleep(lease / 3)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), lease / 3)
+                return
             try:
                 async with sync.session_factory() as session:
                     await Inbox(session).extend(event_id, holder, lease)
@@ -80,12 +84,13 @@ async def _lease_kept(sync: SyncContext, event_id: int, holder: str) -> AsyncIte
             except Exception as exc:  # the database is away: the job's own writes will say so
                 log.warning("event.lease_not_renewed", event_id=event_id, error=type(exc).__name__)
 
+    # Stopped, never cancelled: a renewal cut off inside the pool could keep its connection.
     task = asyncio.create_task(renew())
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stop.set()
+        await asyncio.shield(task)
 
 
 async def _hold(
