@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     threshold_workout_seconds: int = Field(3600, gt=0)
     reconcile_interval_seconds: int = Field(900, gt=0)
     inbox_sweep_seconds: int = Field(60, gt=0)
+    # How long a job's claim on an event lasts without renewal (renewed while the job runs).
+    inbox_lease_seconds: float = Field(30.0, gt=0)
+    # Multiplies every retry back-off of the jobs (tests and soaks shrink time with it).
+    retry_backoff_scale: float = Field(1.0, gt=0)
     backfill_days: int = Field(30, ge=0)
     retention_days: int = Field(30, gt=0)
     whoop_rate_limit_per_minute: int = Field(100, gt=0)

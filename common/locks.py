@@ -14,13 +14,17 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.lock import Lock
 
-__all__ = ["LocalLocks", "LockTimeout", "Locks", "RedisLocks", "create_locks"]
+__all__ = ["LocalLocks", "LockTimeout", "LockUnavailable", "Locks", "RedisLocks", "create_locks"]
 
 log = structlog.get_logger(__name__)
 
 
 class LockTimeout(Exception):
     """The lock was not acquired within its blocking timeout."""
+
+
+class LockUnavailable(LockTimeout):
+    """The lock could not even be asked for (Redis away): callers treat it as not acquired."""
 
 
 class Locks(Protocol):
@@ -102,7 +106,11 @@ class RedisLocks:
             blocking_timeout=_wait_limit(timeout, blocking_timeout),
             thread_local=False,
         )
-        if not await lock.acquire():
+        try:
+            acquired = await lock.acquire()
+        except (RedisError, OSError) as exc:
+            raise LockUnavailable(f"lock {name} unavailable: {type(exc).__name__}") from exc
+        if not acquired:
             raise LockTimeout(f"lock {name} not acquired")
         renewal = asyncio.create_task(_renew(lock, name, timeout)) if keep_alive else None
         try:

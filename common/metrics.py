@@ -11,7 +11,7 @@ WEBHOOKS = Counter(
 )
 JOBS = Counter(
     "whoopsync_jobs_total",
-    "Jobs by name and outcome (success, failed, retried).",
+    "Jobs by name and outcome (success, failed, retried, deferred, parked).",
     ["job", "outcome"],
 )
 WHOOP_CALLS = Counter(

@@ -73,10 +73,15 @@ def arq_redis(url: str, *, connect_timeout: float = 1.0, max_connections: int = 
     return redis
 
 
+# The time an enqueue may take before it counts as failed: the webhook answers within it, and an
+# event whose hand-off ran out of time is enqueued by the inbox sweeper instead.
+ENQUEUE_BUDGET = 0.25
+
+
 class ArqQueue:
     """Jobs go to arq on Redis; a failure to enqueue becomes QueueUnavailable, quickly."""
 
-    def __init__(self, pool: ArqRedis, *, timeout: float = 2.0) -> None:
+    def __init__(self, pool: ArqRedis, *, timeout: float = ENQUEUE_BUDGET) -> None:
         self.pool = pool
         self.timeout = timeout
 
@@ -203,7 +208,8 @@ class InProcessQueue:
         await self._idle.wait()
 
     async def close(self) -> None:
-        """Stop runners, timers and crons; unfinished jobs are dropped (the sweeper recovers events)."""
+        """Stop runners, timers and crons; unfinished jobs are dropped: their events stay pending
+        in the inbox, and the next start hands them on again (`resume_pending`)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -227,6 +233,7 @@ def create_queue(
 
 
 __all__ = [
+    "ENQUEUE_BUDGET",
     "ArqQueue",
     "InProcessQueue",
     "JobFunc",

@@ -14,7 +14,7 @@ past that. Every WHOOP call first takes a slot with `acquire(priority)`:
   work until then. After a 429, `block_for(reset)` blocks everyone.
 * `acquire` waits (asyncio sleep) until a slot is free, but never longer than the priority's wait
   budget: past it, it raises `WhoopRateLimited(retry_after)` so that a read can answer from the cache
-  and a job can be retried later.
+  and a job can be retried later. A budget that cannot be read (Redis away) raises the same.
 
 `RedisRateLimiter` keeps the logs in Redis sorted sets and decides in one Lua script on Redis' own
 clock (`TIME`), so every process shares one budget atomically and no host's clock can move the
@@ -33,6 +33,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import structlog
+from redis.exceptions import RedisError
 
 from common.metrics import BUDGET_REMAINING
 from common.whoop.errors import WhoopRateLimited
@@ -54,6 +57,10 @@ __all__ = [
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 DAY = 86400.0
+# How long a caller is told to wait when the shared budget (Redis) cannot be reached.
+UNAVAILABLE_WAIT = 5.0
+
+log = structlog.get_logger(__name__)
 
 
 class Priority(IntEnum):
@@ -128,7 +135,13 @@ class _BaseLimiter:
         began = self.clock()
         while True:
             now = self.clock()
-            wait, minute_left, day_left, _ = await self._try(priority, now)
+            try:
+                wait, minute_left, day_left, _ = await self._try(priority, now)
+            except (RedisError, OSError) as exc:
+                # The shared budget cannot be read: no call is made, as if the budget were spent
+                # for a moment, so a read answers from the cache and a job waits (not a try).
+                log.warning("ratelimit.unavailable", error=type(exc).__name__)
+                raise WhoopRateLimited(UNAVAILABLE_WAIT) from exc
             if wait <= 0:
                 BUDGET_REMAINING.labels("minute").set(minute_left)
                 BUDGET_REMAINING.labels("day").set(day_left)
@@ -148,7 +161,10 @@ class _BaseLimiter:
 
     async def block_for(self, seconds: float, *, background_only: bool = False) -> None:
         """Grant nothing (or nothing to background work) for `seconds`, e.g. after a 429."""
-        await self._block_until(self.clock() + seconds, background_only)
+        try:
+            await self._block_until(self.clock() + seconds, background_only)
+        except (RedisError, OSError) as exc:  # the next acquire() meets the outage and waits
+            log.warning("ratelimit.block_failed", error=type(exc).__name__)
 
 
 def _share(limit: int, reserve: float) -> int:

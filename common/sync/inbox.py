@@ -1,26 +1,40 @@
 """The webhook inbox: events recorded before they are acknowledged, handed to the queue, closed.
 
 An event is recorded once (unique `trace_id`), enqueued only when new, and stays `pending` until a job
-closes it as done, ignored or failed. Whatever is still pending after INBOX_SWEEP_SECONDS (Redis was
-down, a job was lost with its worker) is enqueued again by the sweeper; replay reopens closed ones.
+closes it as done, ignored or failed. A job works on an event under a lease (`claimed_until`, extended
+while it runs): no other job takes the event meanwhile, and a job that dies gives it back when the
+lease ends. Whatever is still pending and unleased after INBOX_SWEEP_SECONDS (Redis was down, a job
+was lost with its worker) is enqueued again by the sweeper; replay reopens closed ones. An event whose
+tries ran out for a passing reason is parked until the reconciliation pass gives it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.db.repositories import WebhookEventRepository
 from common.db.repositories.webhook_events import InboxWriter
+from common.db.resilient import run_once_more
+from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable
 from common.sync.events import EventOutcome, is_known
 from common.types import EventStatus
 
-__all__ = ["PROCESS_EVENT", "ClaimedEvent", "Inbox", "enqueue_recorded", "hand_off", "record_event"]
+__all__ = [
+    "PROCESS_EVENT",
+    "ClaimedEvent",
+    "Inbox",
+    "enqueue_recorded",
+    "hand_off",
+    "record_event",
+    "resume_pending",
+    "retry_parked_events",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -46,13 +60,17 @@ class Inbox:
     def __init__(self, session: AsyncSession) -> None:
         self.events = WebhookEventRepository(session)
 
-    async def claim(self, event_id: int) -> ClaimedEvent | None:
-        """Count an attempt on a pending event; None when it is gone or already closed."""
+    async def claim(self, event_id: int, holder: str, lease_seconds: float) -> ClaimedEvent | None:
+        """Lease a pending event to `holder` and count an attempt; None when it is gone, closed,
+        or leased to another job."""
         # Write first, then read inside the same write transaction: on SQLite a read that turns
         # into a write can meet a stale snapshot and fail at once; a first write waits its turn.
-        await self.events.start_attempt(event_id)
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds)
+        if not await self.events.claim(event_id, holder, until, now):
+            return None
         event = await self.events.get(event_id)
-        if event is None or event.status != EventStatus.PENDING.value:
+        if event is None:
             return None
         return ClaimedEvent(
             event.id,
@@ -64,6 +82,27 @@ class Inbox:
             event.attempts,
         )
 
+    async def extend(self, event_id: int, holder: str, lease_seconds: float) -> None:
+        """Extend the lease of the job still working on an event."""
+        until = utcnow() + timedelta(seconds=lease_seconds)
+        await self.events.extend_lease(event_id, holder, until)
+
+    async def release(self, event_id: int, holder: str) -> None:
+        """Give an event back at once (its job was stopped); the next sweep or start takes it."""
+        await self.events.release(event_id, holder)
+
+    async def hold(
+        self, event_id: int, holder: str, seconds: float, error: str, *, attempt: bool
+    ) -> None:
+        """Keep an event leased to `holder` for `seconds` (its next try); with `attempt=False`
+        the try that found no budget is not counted."""
+        until = utcnow() + timedelta(seconds=seconds)
+        await self.events.hold(event_id, holder, until, error, attempt=attempt)
+
+    async def park(self, event_id: int, error: str) -> None:
+        """Leave an event whose tries ran out for a passing reason to the reconciliation pass."""
+        await self.events.park(event_id, error)
+
     async def close(self, event_id: int, outcome: EventOutcome) -> None:
         """Close an event with its outcome (done, ignored with why, failed with the error)."""
         error = None if outcome.status is EventStatus.DONE else outcome.reason
@@ -73,14 +112,11 @@ class Inbox:
         """Close an event as failed after its last try."""
         await self.events.finish(event_id, EventStatus.FAILED, error)
 
-    async def postpone(self, event_id: int, error: str) -> None:
-        """Keep the error of an event that will be retried; the sweeper waits a full period again."""
-        await self.events.note_error(event_id, error)
-        await self.events.mark_enqueued([event_id])
-
     async def due(self, received_before: datetime, limit: int = 500) -> list[int]:
-        """Pending events recorded (and last handed off) before a moment: the sweeper's work."""
-        return [e.id for e in await self.events.unprocessed(received_before, limit=limit)]
+        """Pending events recorded (and last handed off) before a moment, not leased to a job
+        nor parked: the sweeper's work."""
+        events = await self.events.unprocessed(received_before, utcnow(), limit=limit)
+        return [e.id for e in events]
 
     async def reopen(
         self,
@@ -97,6 +133,28 @@ class Inbox:
         )
         await self.events.reopen(ids)
         return ids
+
+
+async def retry_parked_events(session_factory: async_sessionmaker[AsyncSession]) -> int:
+    """Give the events whose retries ran out for a passing reason (WHOOP 5xx, timeouts) back to
+    the sweeper; how many. The reconciliation pass calls it."""
+    async with session_factory() as session:
+        count = await WebhookEventRepository(session).unpark()
+        await session.commit()
+    if count:
+        log.info("inbox.unparked", count=count)
+    return count
+
+
+async def resume_pending(queue: Queue, session_factory: async_sessionmaker[AsyncSession]) -> int:
+    """Hand on every pending event no job holds: at the start of a process whose queue lives in
+    memory, what the last one held was lost with it."""
+    async with session_factory() as session:
+        due = await Inbox(session).due(utcnow() + timedelta(seconds=1), limit=100_000)
+    sent = await hand_off(queue, session_factory, due)
+    if sent:
+        log.info("inbox.resumed", count=sent)
+    return sent
 
 
 async def hand_off(
@@ -137,8 +195,9 @@ async def record_event(
     caller then calls `enqueue_recorded`, which takes the note back if the queue refuses.
     """
     status = EventStatus.PENDING if is_known(event_type) else EventStatus.IGNORED
-    async with engine.connect() as connection:
-        event_id = await InboxWriter(connection).record(
+
+    async def insert(connection: AsyncConnection) -> int | None:
+        return await InboxWriter(connection).record(
             trace_id=trace_id,
             event_type=event_type,
             whoop_user_id=whoop_user_id,
@@ -147,7 +206,10 @@ async def record_event(
             status=status,
             enqueued=will_enqueue and status is EventStatus.PENDING,
         )
-    return event_id, status
+
+    # A pooled connection lost to a database restart is replaced and the insert sent once more
+    # (ON CONFLICT makes a repeat harmless).
+    return await run_once_more(engine, insert), status
 
 
 async def enqueue_recorded(queue: Queue, engine: AsyncEngine, event_id: int) -> bool:

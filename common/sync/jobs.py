@@ -1,15 +1,21 @@
 """Job functions, the same under arq and the in-process queue: plain ids in, re-fetch, upsert.
 
-`ctx` carries `sync` (a SyncContext), `queue` (a Queue) and arq's `job_try`. A job that may succeed
-later raises `arq.Retry(defer=…)`, deferred to WHOOP's reset after a 429; on its last try it closes
-the event as `failed` with its error instead, visible in the sync log and replayable.
+`ctx` carries `sync` (a SyncContext), `queue` (a Queue) and arq's `job_try`. An event's job holds
+the event's lease while it runs. A job that may succeed later raises `arq.Retry(defer=…)`, keeping the
+lease through the wait; when no WHOOP budget is left (ours or WHOOP's 429) it hands the event to a
+new job after the reset instead, which is not a try. After its last try a passing failure (WHOOP
+5xx, timeout, the database away) parks the event for the reconciliation pass; anything else closes
+it as `failed` with its error, visible and replayable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,9 +24,10 @@ import structlog
 from arq import Retry
 
 from common.config import Settings
+from common.db.resilient import is_outage
 from common.db.types import utcnow
 from common.metrics import JOBS as JOB_METRIC
-from common.queue import JobSpec
+from common.queue import JobSpec, QueueUnavailable
 from common.ratelimit import Priority
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
@@ -46,44 +53,127 @@ def job_context(sync: SyncContext, queue: Any = None) -> dict[str, Any]:
     return {"sync": sync, "queue": queue}
 
 
-def backoff(job_try: int, error: WhoopError | None = None) -> float:
+def backoff(job_try: int, error: WhoopError | None = None, scale: float = 1.0) -> float:
     """Seconds before the next try: WHOOP's reset after a 429, else exponential with jitter."""
     if isinstance(error, WhoopRateLimited):
         return error.reset_after + random.uniform(0, 1)
-    return min(300.0, 2.0**job_try) * random.uniform(0.5, 1.0)
+    return min(300.0, 2.0**job_try) * random.uniform(0.5, 1.0) * scale
 
 
-async def _claim(sync: SyncContext, event_id: int) -> ClaimedEvent | None:
+async def _claim(sync: SyncContext, event_id: int, holder: str) -> ClaimedEvent | None:
     async with sync.session_factory() as session:
-        claimed = await Inbox(session).claim(event_id)
+        claimed = await Inbox(session).claim(event_id, holder, sync.settings.inbox_lease_seconds)
         await session.commit()
     return claimed
 
 
-async def _close(sync: SyncContext, event_id: int, outcome: EventOutcome, last: bool) -> bool:
-    """Write the outcome; True when the event stays pending for another try."""
+@asynccontextmanager
+async def _lease_kept(sync: SyncContext, event_id: int, holder: str) -> AsyncIterator[None]:
+    """Renew the event's lease every third of it while the job runs."""
+    lease = sync.settings.inbox_lease_seconds
+    stop = asyncio.Event()
+
+    async def renew() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), lease / 3)
+                return
+            try:
+                async with sync.session_factory() as session:
+                    await Inbox(session).extend(event_id, holder, lease)
+                    await session.commit()
+            except Exception as exc:  # the database is away: the job's own writes will say so
+                log.warning("event.lease_not_renewed", event_id=event_id, error=type(exc).__name__)
+
+    # Stopped, never cancelled: a renewal cut off inside the pool could keep its connection.
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.shield(task)
+
+
+async def _hold(
+    sync: SyncContext, event_id: int, holder: str, delay: float, error: str, *, attempt: bool
+) -> None:
+    """Keep the event leased through the wait for its next try (the sweeper leaves it alone)."""
+    lease = delay + sync.settings.inbox_lease_seconds
+    try:
+        async with sync.session_factory() as session:
+            await Inbox(session).hold(event_id, holder, lease, error, attempt=attempt)
+            await session.commit()
+    except Exception as exc:  # the claim's lease still runs out, then the sweeper takes over
+        log.warning("event.hold_failed", event_id=event_id, error=type(exc).__name__)
+
+
+async def _release(sync: SyncContext, event_id: int, holder: str) -> None:
+    try:
+        async with sync.session_factory() as session:
+            await Inbox(session).release(event_id, holder)
+            await session.commit()
+    except Exception as exc:  # the lease runs out by itself
+        log.warning("event.release_failed", event_id=event_id, error=type(exc).__name__)
+
+
+async def _defer(ctx: dict[str, Any], event_id: int, outcome: EventOutcome) -> str:
+    """No budget (ours or WHOOP's): a new job after the reset, the try taken back."""
+    sync: SyncContext = ctx["sync"]
+    delay = backoff(1, outcome.error)
+    ticket = f"{event_id}:{uuid.uuid4().hex[:16]}"
+    await _hold(sync, event_id, ticket, delay, outcome.reason or "rate limited", attempt=False)
+    try:
+        await ctx["queue"].enqueue(PROCESS_EVENT, event_id, ticket, _defer_by=delay)
+    except QueueUnavailable as exc:  # the lease ends after the wait, then the sweeper enqueues it
+        log.warning("event.defer_failed", event_id=event_id, error=str(exc))
+    JOB_METRIC.labels(PROCESS_EVENT, "deferred").inc()
+    log.info("event.deferred", event_id=event_id, seconds=round(delay, 1))
+    return "deferred"
+
+
+async def _close(sync: SyncContext, event_id: int, outcome: EventOutcome) -> None:
     async with sync.session_factory() as session:
-        inbox = Inbox(session)
-        retry = outcome.status is EventStatus.FAILED and outcome.retryable and not last
-        if retry:
-            await inbox.postpone(event_id, outcome.reason or "failed")
-        else:
-            await inbox.close(event_id, outcome)
+        await Inbox(session).close(event_id, outcome)
         await session.commit()
-    return retry
 
 
-async def process_webhook_event(ctx: dict[str, Any], event_id: int) -> str:
-    """Fetch what one recorded webhook event names and write it; close the event."""
+async def _park(sync: SyncContext, event_id: int, error: str) -> str:
+    async with sync.session_factory() as session:
+        await Inbox(session).park(event_id, error[:500])
+        await session.commit()
+    JOB_METRIC.labels(PROCESS_EVENT, "parked").inc()
+    log.warning("event.parked", event_id=event_id, error=error)
+    return "parked"
+
+
+async def _retry_or_park(
+    sync: SyncContext, event_id: int, holder: str, job_try: int, error: str, cause: Any, last: bool
+) -> str:
+    """A passing failure: another try after a back-off, or, after the last, parked."""
+    if last:
+        return await _park(sync, event_id, error)
+    delay = backoff(job_try, cause, sync.settings.retry_backoff_scale)
+    await _hold(sync, event_id, holder, delay, error, attempt=True)
+    JOB_METRIC.labels(PROCESS_EVENT, "retried").inc()
+    log.info("event.retrying", event_id=event_id, error=error, job_try=job_try)
+    raise Retry(defer=delay)
+
+
+async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str = "") -> str:
+    """Fetch what one recorded webhook event names and write it; close the event.
+
+    The job leases the event under `ticket` (a follow-up after a budget wait) or its job id.
+    """
     sync: SyncContext = ctx["sync"]
     job_try = int(ctx.get("job_try", 1))
-    claimed = await _claim(sync, event_id)
+    holder = ticket or str(ctx.get("job_id") or uuid.uuid4().hex)
+    claimed = await _claim(sync, event_id, holder)
     if claimed is None:
         return "skipped"
     last = job_try >= EVENT_TRIES or claimed.attempts >= POISON_ATTEMPTS
     log_ = log.bind(event_id=event_id, trace_id=claimed.trace_id, event_type=claimed.event_type)
     try:
-        async with sync.session_factory() as session:
+        async with _lease_kept(sync, event_id, holder), sync.session_factory() as session:
             outcome = await sync.service(session).handle_event(
                 claimed.event_type,
                 claimed.whoop_user_id,
@@ -91,20 +181,31 @@ async def process_webhook_event(ctx: dict[str, Any], event_id: int) -> str:
                 received_at=claimed.received_at,
             )
             await session.commit()
-    except Exception as exc:  # the database or a bug: retried like a WHOOP outage
-        log_.exception("event.crashed")
+    except asyncio.CancelledError:  # stopped (shutdown, timeout): give the event back now
+        await _release(sync, event_id, holder)
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if is_outage(exc):  # the database went away mid-job: passing, like a WHOOP outage
+            log_.warning("event.database_unavailable", error=type(exc).__name__)
+            return await _retry_or_park(sync, event_id, holder, job_try, error, None, last)
+        log_.exception("event.crashed")  # a bug or bad data: retried, then closed as failed
         if not last:
             JOB_METRIC.labels(PROCESS_EVENT, "retried").inc()
-            raise Retry(defer=backoff(job_try)) from exc
+            delay = backoff(job_try, scale=sync.settings.retry_backoff_scale)
+            await _hold(sync, event_id, holder, delay, error, attempt=True)
+            raise Retry(defer=delay) from exc
         async with sync.session_factory() as session:
-            await Inbox(session).fail(event_id, f"{type(exc).__name__}: {exc}"[:500])
+            await Inbox(session).fail(event_id, error)
             await session.commit()
         JOB_METRIC.labels(PROCESS_EVENT, "failed").inc()
         return "failed"
-    if await _close(sync, event_id, outcome, last):
-        JOB_METRIC.labels(PROCESS_EVENT, "retried").inc()
-        log_.info("event.retrying", error=outcome.reason, job_try=job_try)
-        raise Retry(defer=backoff(job_try, outcome.error))
+    if outcome.status is EventStatus.FAILED and isinstance(outcome.error, WhoopRateLimited):
+        return await _defer(ctx, event_id, outcome)
+    if outcome.status is EventStatus.FAILED and outcome.retryable:
+        error = outcome.reason or "failed"
+        return await _retry_or_park(sync, event_id, holder, job_try, error, outcome.error, last)
+    await _close(sync, event_id, outcome)
     result = "failed" if outcome.status is EventStatus.FAILED else "success"
     JOB_METRIC.labels(PROCESS_EVENT, result).inc()
     log_.info("event.processed", status=outcome.status.value, reason=outcome.reason)

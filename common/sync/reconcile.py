@@ -16,6 +16,7 @@ from common.db.repositories import ConnectionRepository, SyncLogRepository
 from common.db.types import utcnow
 from common.ratelimit import Priority, RateLimiter
 from common.sync.context import SyncContext
+from common.sync.inbox import retry_parked_events
 from common.sync.results import ALL_TYPES
 from common.types import DataType, Trigger
 
@@ -67,6 +68,7 @@ async def reconcile(
     """Re-sync every stale (user, type) over the trailing window; how many syncs ran."""
     now = now or utcnow()
     done = 0
+    await retry_parked_events(sync.session_factory)  # events whose retries ran out (WHOOP 5xx)
     for user_id, data_type in await _stale_pairs(sync, now):
         if await _short(sync):
             log.info("reconcile.yielded", done=done)

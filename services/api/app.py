@@ -115,8 +115,13 @@ def check_settings(settings: Settings) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The standalone api app; its lifespan opens the shared context and closes it on the way out."""
+    """The standalone api app; its lifespan opens the shared context and closes it on the way out.
+
+    It needs Redis (SPEC §2): the budget, the token-refresh lock and the read single flight are
+    shared with the worker; only `serve` runs without it.
+    """
     check_settings(settings)
+    settings.require("redis_url")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

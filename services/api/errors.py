@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from common.db.resilient import OUTAGE_TYPES, is_outage
+
 log = structlog.get_logger()
 
 DEFAULT_CODES = {
@@ -83,6 +85,13 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return error_response(422, "validation_error", message)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if not is_outage(exc):
+        return await _unexpected(request, exc)
+    log.warning("api.database_unavailable", error_type=type(exc).__name__)
+    return error_response(503, "unavailable", "The database is unavailable; try again shortly")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("api.unhandled_error", error_type=type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "Internal server error")
@@ -93,4 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # The database being away is a 503, not a bug: handled here, so it is not re-raised as a 500.
+    for outage in OUTAGE_TYPES:
+        app.add_exception_handler(outage, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from common.config import Settings
 from common.db.repositories import RecordRepository, SyncLogRepository
 from common.db.repositories.read_state import CachedRead, ReadState, ReadStateRepository, Window
+from common.db.resilient import run_once_more
 from common.db.types import utcnow
-from common.locks import Locks, LockTimeout
+from common.locks import Locks, LockTimeout, LockUnavailable
 from common.metrics import READS
 from common.ratelimit import Priority
 from common.sync.service import SyncService
@@ -110,10 +111,12 @@ class SmartReader:
         # No records are read when the cache is not going to be used anyway.
         fresh_after = None if query.force_refresh else now - timedelta(seconds=threshold)
         window = Window(query.limit, query.start, query.end)
-        async with self._engine.connect() as connection:
-            found = await ReadStateRepository(connection).read(
+        found = await run_once_more(
+            self._engine,
+            lambda connection: ReadStateRepository(connection).read(
                 user_id, query.data_type, window, fresh_after
-            )
+            ),
+        )
         if found is None or found.state.connection_status is ConnectionStatus.REVOKED:
             raise ApiError(404, "not_connected", "No WHOOP account is connected for this user")
         if found.records is not None:
@@ -174,9 +177,13 @@ class SmartReader:
                 self.session_factory() as session,
             ):
                 return await self._refresh_locked(session, user_id, query, arrived)
-        except LockTimeout:
+        except LockTimeout as exc:
             async with self.session_factory() as session:
-                reason = "Another refresh of this data took too long"
+                reason = (
+                    "The shared refresh lock is unavailable"
+                    if isinstance(exc, LockUnavailable)
+                    else "Another refresh of this data took too long"
+                )
                 return await self._fallback(session, user_id, query, reason)
 
     async def _refresh_locked(

@@ -24,6 +24,7 @@ from common.http_ops import ops_router
 from common.queue import ArqQueue, InProcessQueue, Queue
 from common.serving import add_listen_arguments, run_app
 from common.sync.context import SyncContext, build_context
+from common.sync.inbox import resume_pending
 from common.sync.jobs import CRONS, JOBS
 from services.api.app import (
     DESCRIPTION,
@@ -92,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
         jobs = _Jobs(settings, ctx)
         try:
             jobs.start()
+            if ctx.redis is None:  # the in-process queue of the last run is gone: hand on again
+                await resume_pending(jobs.queue, ctx.session_factory)
             app.state.context = ctx
             app.state.redis = ctx.redis
             app.state.api = build_api_state(settings, ctx, jobs.queue)

@@ -139,36 +139,37 @@ def webhook_router() -> APIRouter:
 
 def create_app(settings: Settings) -> FastAPI:
     """The webhook process: its route, `/healthz`, `/readyz`, `/metrics`."""
-    settings.require("whoop_client_secret")
+    # A separate webhook process hands events to a separate worker: only Redis connects them.
+    settings.require("whoop_client_secret", "redis_url")
     assert settings.whoop_client_secret is not None  # checked by require()
+    assert settings.redis_url is not None
     secret = settings.whoop_client_secret.get_secret_value().encode()
+    redis_url = settings.redis_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(settings)
-        redis = arq_redis(settings.redis_url) if settings.redis_url else None
+        redis = arq_redis(redis_url)
         app.state.redis = redis
         app.state.webhook = WebhookState(
             secret=secret,
             tolerance_seconds=settings.webhook_tolerance_seconds,
             engine=engine,
             session_factory=create_session_factory(engine),
-            queue=ArqQueue(redis, timeout=5.0) if redis is not None else None,
+            queue=ArqQueue(redis),
         )
-        if redis is None:
-            log.warning("webhook.no_queue", hint="events wait for the sweeper of a serve process")
         try:
             yield
         finally:
-            if redis is not None:
-                await redis.aclose()
+            await redis.aclose()
             await engine.dispose()
 
     app = FastAPI(title="whoop-sync webhook", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    checks = {"database": lambda r: ping_database(r.app.state.webhook.engine)}
-    if settings.redis_url:
-        checks["redis"] = lambda r: ping_redis(r.app.state.redis)
+    checks = {
+        "database": lambda r: ping_database(r.app.state.webhook.engine),
+        "redis": lambda r: ping_redis(r.app.state.redis),
+    }
     app.include_router(ops_router(checks))
     app.include_router(webhook_router())
     return app

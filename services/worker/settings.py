@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import Worker
 
 from common.config import Settings, get_settings
 from common.queue import ArqQueue
@@ -21,6 +20,7 @@ from common.sync.context import build_context
 from services.worker.crons import cron_jobs
 from services.worker.health import HEALTH_CHECK_INTERVAL, HEALTH_CHECK_KEY, redis_settings
 from services.worker.jobs import functions
+from services.worker.resilient import ResilientWorker
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -56,7 +56,7 @@ class WorkerSettings:
     )
 
 
-def create_worker(settings: Settings, **overrides: Any) -> Worker:
+def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
     """An arq Worker for these settings (tests pass `burst=True`, `handle_signals=False`, …)."""
     options: dict[str, Any] = {
         "functions": functions(),
@@ -71,4 +71,4 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "health_check_interval": HEALTH_CHECK_INTERVAL,
         "health_check_key": HEALTH_CHECK_KEY,
     }
-    return Worker(**(options | overrides))
+    return ResilientWorker(**(options | overrides))

@@ -29,3 +29,8 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The lease of the job processing the event: no other job takes it before `claimed_until`.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Retries ran out for a passing reason (WHOOP 5xx, timeout): the reconciliation pass frees it.
+    parked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,8 @@ recent enough, the records' JSON texts, all in one statement.
 
 On PostgreSQL (asyncpg) it is one SQL statement sent straight to the driver's connection, outside a
 transaction: one round trip, prepared once per connection (asyncpg's statement cache), no BEGIN or
-ROLLBACK, and no statement built per request. Elsewhere (SQLite) the same answer comes from two
+ROLLBACK, and no statement built per request; a connection lost to a restart is noticed there
+(`common.db.resilient`). Elsewhere (SQLite) the same answer comes from two
 SQLAlchemy Core statements built once per type and window shape.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.db.models import SyncLog, WhoopConnection
 from common.db.repositories.records import KINDS
+from common.db.resilient import driver_call
 from common.types import ConnectionStatus, DataType, SyncStatus
 
 
@@ -145,11 +147,11 @@ class ReadStateRepository:
         window: Window,
         fresh_after: datetime | None,
     ) -> CachedRead | None:
-        raw = await self.connection.get_raw_connection()
-        driver: Any = raw.driver_connection
         sql = _postgres_sql(data_type, window.start is not None, window.end is not None)
         args = [a for a in (window.start, window.end) if a is not None]
-        row = await driver.fetchrow(sql, user_id, fresh_after, window.limit, *args)
+        row = await driver_call(
+            self.connection, "fetchrow", sql, user_id, fresh_after, window.limit, *args
+        )
         if row is None:
             return None
         records = row[3]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.db.models import WebhookEvent
+from common.db.resilient import driver_call
 from common.db.types import utcnow
 from common.types import EventStatus
 
@@ -34,20 +34,96 @@ class WebhookEventRepository:
                 .values(enqueued_at=utcnow())
             )
 
-    async def start_attempt(self, event_id: int) -> None:
-        """Count one more processing attempt."""
+    async def claim(self, event_id: int, holder: str, until: datetime, now: datetime) -> bool:
+        """Take the lease of a pending event for `holder` (counting an attempt), unless another
+        holder's lease still runs; True when taken."""
+        taken = await self.session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.id == event_id,
+                WebhookEvent.status == EventStatus.PENDING.value,
+                WebhookEvent.claimed_until.is_(None)
+                | (WebhookEvent.claimed_until <= now)
+                | (WebhookEvent.claimed_by == holder),
+            )
+            .values(
+                attempts=WebhookEvent.attempts + 1,
+                claimed_by=holder,
+                claimed_until=until,
+                parked_at=None,
+            )
+            .returning(WebhookEvent.id)
+        )
+        return taken.scalar_one_or_none() is not None
+
+    async def extend_lease(self, event_id: int, holder: str, until: datetime) -> None:
+        """Push the lease of a running job further (only while it still holds it)."""
+        await self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.claimed_by == holder)
+            .values(claimed_until=until)
+        )
+
+    async def release(self, event_id: int, holder: str) -> None:
+        """End `holder`'s lease now (its job was stopped before it finished)."""
+        await self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.claimed_by == holder)
+            .values(claimed_until=None, enqueued_at=None)
+        )
+
+    async def hold(
+        self, event_id: int, holder: str, until: datetime, error: str, *, attempt: bool
+    ) -> None:
+        """Keep an event leased to `holder` until a later try; `attempt=False` takes back the
+        attempt its claim counted (waiting for the budget is not a try)."""
+        attempts = WebhookEvent.attempts if attempt else WebhookEvent.attempts - 1
         await self.session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == event_id)
-            .values(attempts=WebhookEvent.attempts + 1)
+            .values(
+                claimed_by=holder,
+                claimed_until=until,
+                attempts=attempts,
+                last_error=error,
+                enqueued_at=utcnow(),
+            )
         )
+
+    async def park(self, event_id: int, error: str) -> None:
+        """Leave a pending event to the reconciliation pass (its tries ran out for a passing reason)."""
+        await self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id)
+            .values(
+                parked_at=utcnow(),
+                claimed_by=None,
+                claimed_until=None,
+                attempts=0,
+                last_error=error,
+            )
+        )
+
+    async def unpark(self) -> int:
+        """Make every parked event due for the sweeper again; how many."""
+        result = await self.session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.status == EventStatus.PENDING.value,
+                WebhookEvent.parked_at.is_not(None),
+            )
+            .values(parked_at=None, enqueued_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def finish(self, event_id: int, status: EventStatus, error: str | None = None) -> None:
         """Close an event as done, ignored or failed."""
         await self.session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == event_id)
-            .values(status=status.value, last_error=error, processed_at=utcnow())
+            .values(
+                status=status.value, last_error=error, processed_at=utcnow(), claimed_until=None
+            )
         )
 
     async def note_error(self, event_id: int, error: str) -> None:
@@ -57,15 +133,18 @@ class WebhookEventRepository:
         )
 
     async def unprocessed(
-        self, received_before: datetime, limit: int = 500
+        self, received_before: datetime, now: datetime, limit: int = 500
     ) -> Sequence[WebhookEvent]:
-        """Pending events recorded before a moment whose last hand-off is also older (the sweep)."""
+        """Pending events recorded before a moment whose last hand-off is also older, neither
+        leased to a job nor parked (the sweep)."""
         stmt = (
             select(WebhookEvent)
             .where(
                 WebhookEvent.status == EventStatus.PENDING.value,
                 WebhookEvent.received_at < received_before,
                 (WebhookEvent.enqueued_at.is_(None)) | (WebhookEvent.enqueued_at < received_before),
+                (WebhookEvent.claimed_until.is_(None)) | (WebhookEvent.claimed_until <= now),
+                WebhookEvent.parked_at.is_(None),
             )
             .order_by(WebhookEvent.received_at)
             .limit(limit)
@@ -100,6 +179,8 @@ class WebhookEventRepository:
                     processed_at=None,
                     attempts=0,
                     enqueued_at=None,
+                    claimed_until=None,
+                    parked_at=None,
                 )
             )
 
@@ -165,9 +246,9 @@ class InboxWriter:
             *(0, now, now if enqueued else None),
         )
         if self.connection.dialect.driver == "asyncpg":
-            raw = await self.connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            found: int | None = await driver.fetchval(_RECORD_POSTGRES, *values)
+            found: int | None = await driver_call(
+                self.connection, "fetchval", _RECORD_POSTGRES, *values
+            )
             return found
         stmt = _RECORD_CORE[self.connection.dialect.name]
         result = await self.connection.execute(stmt, dict(zip(_COLUMNS, values, strict=True)))

@@ -20,8 +20,9 @@ from common.db.repositories import SyncLogRepository
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.queue import ArqQueue, Queue
+from common.sync.inbox import resume_pending
 from common.sync.jobs import EVENT_TRIES, JOBS, backfill_user, process_webhook_event, sweep_inbox
-from common.sync.reconcile import RECONCILE_WINDOW
+from common.sync.reconcile import RECONCILE_WINDOW, reconcile
 from common.types import DataType, EventStatus, Trigger
 from common.whoop.client import WhoopClient
 from common.whoop.retry import RetryPolicy
@@ -138,15 +139,32 @@ async def test_sync_type_syncs_one_collection_over_the_trailing_window(pipe: Pip
     assert await _history(pipe, 10001) == [("sleep", Trigger.RECONCILE.value, "success")]
 
 
+@dataclasses.dataclass
+class _Broken:
+    """A sync context whose service meets a bug on every event."""
+
+    inner: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def service(self, session: Any) -> Any:
+        class Service:
+            async def handle_event(self, *args: Any, **kwargs: Any) -> Any:
+                raise ValueError("bad data")
+
+        return Service()
+
+
 async def _exhaust(pipe: Pipeline, event_id: int) -> None:
-    """Run the event's job through every try while WHOOP answers 503."""
-    ctx = _no_retry_ctx(pipe)
+    """Run the event's job (one arq job id) through every try while WHOOP answers 503."""
+    ctx = _no_retry_ctx(pipe) | {"job_id": "job-1"}
     for job_try in range(1, EVENT_TRIES):
         with pytest.raises(Retry):
             await process_webhook_event(ctx | {"job_try": job_try}, event_id)
         (event,) = await pipe.events()
         assert event.status == EventStatus.PENDING.value
-    assert await process_webhook_event(ctx | {"job_try": EVENT_TRIES}, event_id) == "failed"
+    assert await process_webhook_event(ctx | {"job_try": EVENT_TRIES}, event_id) == "parked"
 
 
 async def _replay_failed(pipe: Pipeline) -> str:
@@ -161,7 +179,7 @@ async def _replay_failed(pipe: Pipeline) -> str:
     return out.decode().strip()
 
 
-async def test_an_event_out_of_retries_fails_visibly_and_replay_processes_it(
+async def test_an_event_out_of_retries_for_a_whoop_outage_is_parked_then_retried_by_reconcile(
     pipe: Pipeline,
 ) -> None:
     sleep = pipe.record(10001, "sleep")
@@ -172,16 +190,43 @@ async def test_an_event_out_of_retries_fails_visibly_and_replay_processes_it(
     (event,) = await pipe.events()
     await _exhaust(pipe, event.id)
     (event,) = await pipe.events()
-    assert (event.status, event.attempts) == (EventStatus.FAILED.value, EVENT_TRIES)
+    assert event.status == EventStatus.PENDING.value
+    assert event.parked_at is not None
     assert "503" in (event.last_error or "")
     async with pipe.ctx.session_factory() as session:
         state = await SyncLogRepository(session).get(pipe.users[10001], DataType.SLEEP)
     assert state is not None
     assert (state.sync_status, state.last_sync_at) == ("failed", None)
-    assert "503" in (state.error_message or "")
-    assert ("sleep", "webhook", "failed") in await _history(pipe, 10001)
+    queue = pipe.inproc or _queue(pipe)
+    factory = pipe.ctx.session_factory
+    assert await resume_pending(queue, factory) == 0  # parked: not the sweeper's
 
     await pipe.http.delete(f"{pipe.sim.base_url}{FAULTS}")  # WHOOP answers again
+    await reconcile(pipe.ctx)
+    assert await resume_pending(queue, factory) == 1
+    await pipe.drain()
+    (event,) = await pipe.events()
+    assert event.status == EventStatus.DONE.value
+    assert sleep["id"] in {row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)}
+
+
+async def test_an_event_out_of_retries_for_a_bug_fails_visibly_and_replay_processes_it(
+    pipe: Pipeline,
+) -> None:
+    sleep = pipe.record(10001, "sleep")
+    pipe.use_queue(None)
+    body = {"user_id": 10001, "id": sleep["id"], "type": "sleep.updated", "trace_id": "bug-1"}
+    assert (await pipe.post(body)).status_code == 204
+    (event,) = await pipe.events()
+    ctx = pipe.job_ctx(None) | {"job_id": "job-1", "sync": _Broken(pipe.ctx)}
+    for job_try in range(1, EVENT_TRIES):
+        with pytest.raises(Retry):
+            await process_webhook_event(ctx | {"job_try": job_try}, event.id)
+    assert await process_webhook_event(ctx | {"job_try": EVENT_TRIES}, event.id) == "failed"
+    (event,) = await pipe.events()
+    assert (event.status, event.attempts) == (EventStatus.FAILED.value, EVENT_TRIES)
+    assert "bad data" in (event.last_error or "")
+
     printed = await _replay_failed(pipe)
     assert printed.startswith("replayed 1 events")
     if pipe.inproc is not None:  # embedded: the sweeper of `serve` picks reopened events up

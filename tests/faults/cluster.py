@@ -1,0 +1,286 @@
+"""The production shape on private servers: PostgreSQL, Redis, the simulator, and separate
+`whoop-sync webhook`, `api` and `worker` processes; users connected through the api; webhooks sent
+the way WHOOP sends them (a 503 or no answer is delivered again)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from cryptography.fernet import Fernet
+
+from common.auth import mint_token
+from common.db.migrate import upgrade_async
+from services.simulator.webhooks import signature
+from tests.faults.services import (
+    PrivatePostgres,
+    PrivateRedis,
+    Process,
+    Processes,
+    free_port,
+    wait_http,
+)
+
+CLIENT_ID, CLIENT_SECRET = "faults-client", "faults-secret"
+JWT_SECRET = "faults-jwt-secret-of-at-least-32-bytes"
+REDELIVERY_DELAY = 0.5  # seconds before WHOOP's next delivery of an unanswered webhook
+
+
+@dataclass
+class Deliveries:
+    """What sending the webhooks came to."""
+
+    answered: int = 0  # finally answered 204
+    redelivered: int = 0  # deliveries answered otherwise (503, no answer) and sent again
+    lost: int = 0  # never answered 204 within the delivery window
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Reads:
+    """What the reads running alongside came to."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def add(self, response: httpx.Response | None) -> None:
+        """Count one answer: its status, and its source or error code."""
+        if response is None:
+            self.statuses["no_answer"] += 1
+            return
+        body: dict[str, Any] = response.json()
+        detail = body.get("metadata", {}).get("source") or body.get("error", {}).get("code")
+        self.statuses[f"{response.status_code} {detail}"] += 1
+
+
+@dataclass
+class Cluster:
+    """Running servers and processes, with the means to send webhooks and read."""
+
+    pg: PrivatePostgres
+    redis: PrivateRedis
+    procs: Processes
+    env: dict[str, str]
+    sim: Process
+    webhook: Process
+    api: Process
+    worker: Process
+    http: httpx.AsyncClient
+    members: dict[int, uuid.UUID] = field(default_factory=dict)
+
+    def start_worker(self) -> Process:
+        """Another worker process (after one was killed)."""
+        self.worker = self.procs.start("worker", self.env, http=False)
+        return self.worker
+
+    async def connect(self, whoop_id: int) -> None:
+        """Connect a simulated member through the api's connect flow."""
+        user_id = uuid.uuid4()
+        auth = {"Authorization": f"Bearer {self.token(user_id)}"}
+        start = await self.http.get(f"{self.api.url}/api/v1/whoop/connect", headers=auth)
+        start.raise_for_status()
+        url = httpx.URL(start.json()["authorization_url"])
+        approved = await self.http.get(url.copy_merge_params({"login_hint": str(whoop_id)}))
+        done = await self.http.get(approved.headers["location"])
+        assert done.status_code == 200, done.text
+        self.members[whoop_id] = user_id
+
+    def token(self, user_id: uuid.UUID) -> str:
+        """A bearer token for an app user."""
+        return mint_token(user_id, JWT_SECRET, timedelta(hours=2))
+
+    async def new_sleeps(self, count: int) -> list[dict[str, Any]]:
+        """New sleeps at the simulator (no webhook yet), spread over the members."""
+        ids = list(self.members)
+
+        async def one(n: int) -> dict[str, Any]:
+            answer = await self.http.post(
+                f"{self.sim.url}/_sim/users/{ids[n % len(ids)]}/sleep",
+                json={"id": str(uuid.uuid4())},
+                params={"webhook": "false"},
+            )
+            answer.raise_for_status()
+            record: dict[str, Any] = answer.json()["record"]
+            return record
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+    async def deliver(
+        self, records: list[dict[str, Any]], rate: float, window: float = 120.0
+    ) -> Deliveries:
+        """Send one `sleep.updated` per record at `rate` a second, each delivered again after
+        a 503 or no answer, until answered 204 or `window` seconds have passed."""
+        out = Deliveries()
+        began = time.monotonic()
+
+        async def one(n: int, record: dict[str, Any]) -> None:
+            await asyncio.sleep(max(0.0, began + n / rate - time.monotonic()))
+            payload = {
+                "user_id": record["user_id"],
+                "id": record["id"],
+                "type": "sleep.updated",
+                "trace_id": f"trace-{record['id']}",
+            }
+            raw = json.dumps(payload, separators=(",", ":")).encode()
+            while time.monotonic() - began < window:
+                stamp = str(int(time.time() * 1000))
+                headers = {
+                    "content-type": "application/json",
+                    "x-whoop-signature-timestamp": stamp,
+                    "x-whoop-signature": signature(CLIENT_SECRET, stamp, raw),
+                }
+                try:
+                    answer = await self.http.post(
+                        f"{self.webhook.url}/webhooks/whoop", content=raw, headers=headers
+                    )
+                    status = str(answer.status_code)
+                except httpx.HTTPError:
+                    status = "no_answer"
+                out.statuses[status] += 1
+                if status == "204":
+                    out.answered += 1
+                    return
+                out.redelivered += 1
+                await asyncio.sleep(REDELIVERY_DELAY)
+            out.lost += 1
+
+        await asyncio.gather(*(one(n, r) for n, r in enumerate(records)))
+        return out
+
+    async def read_while(self, running: asyncio.Future[Any], reads: Reads) -> None:
+        """Read every member's sleeps in a loop until `running` is done."""
+        while not running.done():
+            for user_id in self.members.values():
+                try:
+                    answer = await self.http.get(
+                        f"{self.api.url}/api/v1/smart/sleep",
+                        params={"limit": 100},
+                        headers={"Authorization": f"Bearer {self.token(user_id)}"},
+                    )
+                except httpx.HTTPError:
+                    reads.add(None)
+                else:
+                    reads.add(answer)
+            await asyncio.sleep(0.1)
+
+    async def cached_ids(self) -> set[str]:
+        """Ids of every sleep the api serves from its cache (one read per member)."""
+        ids: set[str] = set()
+        for user_id in self.members.values():
+            answer = await self.http.get(
+                f"{self.api.url}/api/v1/smart/sleep",
+                params={"limit": 100},
+                headers={"Authorization": f"Bearer {self.token(user_id)}"},
+            )
+            if answer.status_code != 200:
+                continue
+            body = answer.json()
+            if body["metadata"]["source"] == "cache":
+                ids |= {r["id"] for r in body["data"]}
+        return ids
+
+    async def readable_within(self, ids: set[str], limit: float) -> bool:
+        """True once every id is served from the cache, False if `limit` seconds pass first."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if ids <= await self.cached_ids():
+                    return True
+            await asyncio.sleep(0.2)
+        return False
+
+    async def ready(self, process: Process, limit: float) -> bool:
+        """True once `/readyz` answers 200, False if `limit` seconds pass first."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await self.http.get(f"{process.url}/readyz")).status_code == 200:
+                    return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def events(self) -> list[asyncpg.Record]:
+        """Every inbox row: status, attempts, record id."""
+        connection = await asyncpg.connect(self.pg.dsn)
+        try:
+            return list(
+                await connection.fetch(
+                    "SELECT record_id, status, attempts, last_error FROM whoop_webhook_event"
+                )
+            )
+        finally:
+            await connection.close()
+
+    async def fetches(self) -> int:
+        """Sleep-by-id calls the simulator answered."""
+        counters = (await self.http.get(f"{self.sim.url}/_sim/counters")).json()
+        by_endpoint: dict[str, int] = counters.get("by_endpoint", {})
+        return sum(
+            n for name, n in by_endpoint.items() if name.startswith("GET /v2/activity/sleep/")
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(
+    log_dir: Path, members: int = 3, **settings: str
+) -> AsyncIterator[Cluster]:
+    """Start everything, connect `members` simulated members; stop everything afterwards."""
+    pg, redis = PrivatePostgres(), PrivateRedis()
+    procs = Processes(log_dir)
+    try:
+        pg.init()
+        await pg.start()
+        await redis.start()
+        await upgrade_async(pg.url)
+        sim = procs.start(
+            "sim", {}, "--users", str(members), "--days", "2", "--seed", "5",
+            "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+            "--rate-limit-per-minute", "1000000", "--rate-limit-per-day", "100000000",
+        )  # fmt: skip
+        await wait_http(sim, "/_sim/health")
+        api_port = free_port()
+        env = {
+            "WHOOPSYNC_DATABASE_URL": pg.url,
+            "WHOOPSYNC_REDIS_URL": redis.url,
+            "WHOOPSYNC_WHOOP_API_BASE_URL": f"{sim.url}/developer",
+            "WHOOPSYNC_WHOOP_OAUTH_BASE_URL": f"{sim.url}/oauth/oauth2",
+            "WHOOPSYNC_WHOOP_CLIENT_ID": CLIENT_ID,
+            "WHOOPSYNC_WHOOP_CLIENT_SECRET": CLIENT_SECRET,
+            "WHOOPSYNC_WHOOP_REDIRECT_URI": f"http://127.0.0.1:{api_port}/api/v1/whoop/callback",
+            "WHOOPSYNC_JWT_SECRET": JWT_SECRET,
+            "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_MINUTE": "1000000",
+            "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_DAY": "100000000",
+            "WHOOPSYNC_THRESHOLD_SLEEP_SECONDS": "86400",
+            "WHOOPSYNC_BACKFILL_DAYS": "2",
+            "WHOOPSYNC_INBOX_SWEEP_SECONDS": "2",
+            "WHOOPSYNC_INBOX_LEASE_SECONDS": "3",
+            "WHOOPSYNC_RETRY_BACKOFF_SCALE": "0.05",
+            "WHOOPSYNC_LOG_FORMAT": "json",
+        } | {f"WHOOPSYNC_{k.upper()}": v for k, v in settings.items()}
+        webhook = procs.start("webhook", env)
+        api = procs.start("api", env, port=api_port)
+        worker = procs.start("worker", env, http=False)
+        await wait_http(webhook)
+        await wait_http(api)
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+            cluster = Cluster(pg, redis, procs, env, sim, webhook, api, worker, http)
+            users = (await http.get(f"{sim.url}/_sim/users")).json()["users"]
+            for user in users:
+                await cluster.connect(int(user["user_id"]))
+            yield cluster
+    finally:
+        procs.stop_all()
+        redis.stop()
+        pg.remove()

@@ -1,0 +1,26 @@
+"""Fault tests: the pipeline in-process under budget and WHOOP outages, and the product's real
+processes against private PostgreSQL and Redis servers that the tests stop and start."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.common.sync.harness import Pipeline, pipeline
+
+
+@pytest.fixture
+async def pipe(
+    backend: str, pg_url: str, sqlite_url: str, redis_url: str
+) -> AsyncIterator[Pipeline]:
+    """Simulator, receiver and jobs on the `backend` parameter, two members connected, with
+    back-offs scaled down 200 times (WHOOP outages of minutes take seconds)."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    async with pipeline(
+        backend, url, redis_url, retry_backoff_scale=0.005, reconcile_interval_seconds=1
+    ) as running:
+        await running.connect(10001)
+        await running.connect(10002)
+        running.sim.sim.reset_counters()
+        yield running

@@ -1,0 +1,96 @@
+"""The product's own processes (webhook, api, worker) against private PostgreSQL and Redis that
+the tests stop and start: each fault only delays events, and every process recovers by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.cluster import Cluster, Reads, running_cluster
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """The production shape on private servers, three members connected."""
+    async with running_cluster(tmp_path) as running:
+        yield running
+
+
+async def _why(cluster: Cluster) -> str:
+    events = await cluster.events()
+    states = sorted({(e["status"], e["attempts"], (e["last_error"] or "")[:80]) for e in events})
+    return f"{states[:10]}\nworker:\n{cluster.worker.log_tail(15)}"
+
+
+def _pids(cluster: Cluster) -> list[int]:
+    return [p.popen.pid for p in (cluster.webhook, cluster.api, cluster.worker) if p.alive]
+
+
+async def test_a_postgres_restart_during_a_storm_loses_no_webhook(cluster: Cluster) -> None:
+    records = await cluster.new_sleeps(120)
+    before = _pids(cluster)
+    reads = Reads()
+    storm = asyncio.ensure_future(cluster.deliver(records, rate=20))
+    reader = asyncio.ensure_future(cluster.read_while(storm, reads))
+    await asyncio.sleep(1.0)
+    cluster.pg.stop()
+    await asyncio.sleep(4.0)
+    await cluster.pg.start()
+    delivered = await storm
+    await reader
+    assert (delivered.answered, delivered.lost) == (120, 0)
+    assert delivered.statuses["503"] > 0  # the outage was seen, and answered as SPEC says
+    assert await cluster.readable_within({r["id"] for r in records}, 10), await _why(cluster)
+    assert await cluster.ready(cluster.api, 10)
+    assert await cluster.ready(cluster.webhook, 10)
+    assert _pids(cluster) == before  # the same processes throughout
+    assert set(reads.statuses) <= {"200 cache", "503 unavailable"}, reads.statuses
+    assert reads.statuses["503 unavailable"] > 0
+    assert {e["status"] for e in await cluster.events()} == {"done"}
+
+
+async def test_redis_away_for_ten_seconds_loses_no_webhook(cluster: Cluster) -> None:
+    records = await cluster.new_sleeps(100)
+    worker = cluster.worker.popen.pid
+    reads = Reads()
+    storm = asyncio.ensure_future(cluster.deliver(records, rate=10))
+    reader = asyncio.ensure_future(cluster.read_while(storm, reads))
+    await asyncio.sleep(1.0)
+    cluster.redis.stop()
+    await asyncio.sleep(10.0)
+    await cluster.redis.start()
+    delivered = await storm
+    await reader
+    assert (delivered.answered, delivered.redelivered, delivered.lost) == (100, 0, 0)
+    assert cluster.worker.alive and cluster.worker.popen.pid == worker
+    assert await cluster.readable_within({r["id"] for r in records}, 30), await _why(cluster)
+    assert set(reads.statuses) == {"200 cache"}, reads.statuses
+    assert {e["status"] for e in await cluster.events()} == {"done"}
+
+
+async def test_a_worker_killed_mid_storm_leaves_every_event_processed_once(
+    cluster: Cluster,
+) -> None:
+    records = await cluster.new_sleeps(200)
+    fetches_before = await cluster.fetches()
+    storm = asyncio.ensure_future(cluster.deliver(records, rate=50))
+    await asyncio.sleep(2.0)
+    cluster.worker.kill()
+    cluster.start_worker()
+    delivered = await storm
+    assert (delivered.answered, delivered.lost) == (200, 0)
+    assert await cluster.readable_within({r["id"] for r in records}, 60), await _why(cluster)
+    events = await cluster.events()
+    assert len(events) == 200
+    assert {e["status"] for e in events} == {"done"}
+    # One job per event: only the events the killed worker held were tried again (its
+    # twenty job slots at most), and each record was fetched once per try, no more.
+    retried = [e for e in events if e["attempts"] > 1]
+    assert len(retried) <= 20
+    fetches = await cluster.fetches() - fetches_before
+    assert 200 <= fetches <= sum(e["attempts"] for e in events)
