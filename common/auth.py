@@ -98,9 +98,13 @@ class JwksCache:
         elif now - self._fetched_at > self.ttl and now >= self._retry_at:
             self._start_fetch()  # the current keys serve meanwhile
         found = self._find(kid)
-        if found is None and kid is not None and self._may_fetch_for(kid, now):
-            await self._fetch()
-            found = self._find(kid)
+        if found is None and kid is not None:
+            if self._inflight is not None and not self._inflight.done():
+                await asyncio.shield(self._inflight)  # a rotation: the fetch under way may bring it
+                found = self._find(kid)
+            elif self._may_fetch_for(kid, now):
+                await self._fetch()
+                found = self._find(kid)
         if found is None:
             raise AuthError(
                 "token signed with an unknown key" if self._keys else "signing keys are unavailable"

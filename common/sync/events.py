@@ -81,9 +81,9 @@ async def fetch_by_key(client: UserClient, data_type: DataType, key: Any, writes
             model = await client.fetch(data_type, key)
     except WhoopNotFound:
         key_column = "cycle_id" if data_type is DataType.RECOVERY else "id"
-        writes.delete(data_type, key_column, key)
+        writes.delete(data_type, key_column, key, announced=False)
         if data_type is DataType.SLEEP:
-            writes.delete(DataType.RECOVERY, "sleep_id", key)
+            writes.delete(DataType.RECOVERY, "sleep_id", key, announced=False)
         return
     writes.upsert(data_type, model.raw)
 
@@ -168,8 +168,8 @@ class EventHandler:
         try:
             sleep = (await client.fetch(DataType.SLEEP, sleep_id)).raw
         except WhoopNotFound:
-            writes.delete(DataType.SLEEP, "id", sleep_id)
-            writes.delete(DataType.RECOVERY, "sleep_id", sleep_id)
+            writes.delete(DataType.SLEEP, "id", sleep_id, announced=False)
+            writes.delete(DataType.RECOVERY, "sleep_id", sleep_id, announced=False)
             return
         writes.upsert(DataType.SLEEP, sleep)
         cycle_id = int(sleep["cycle_id"])
@@ -181,7 +181,7 @@ class EventHandler:
         try:
             workout = (await client.fetch(DataType.WORKOUT, workout_id)).raw
         except WhoopNotFound:
-            writes.delete(DataType.WORKOUT, "id", workout_id)
+            writes.delete(DataType.WORKOUT, "id", workout_id, announced=False)
             return
         writes.upsert(DataType.WORKOUT, workout)
         begun = parse_time(workout["start"])

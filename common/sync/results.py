@@ -37,14 +37,21 @@ class Writes:
 
     upserts: dict[DataType, list[Mapping[str, Any]]] = field(default_factory=dict)
     deletes: list[tuple[DataType, str, Any]] = field(default_factory=list)
+    # Deletes found by a 404 rather than announced by WHOOP: no tombstone for an uncached record.
+    unannounced: set[tuple[DataType, str, Any]] = field(default_factory=set)
 
     def upsert(self, data_type: DataType, obj: Mapping[str, Any]) -> None:
         """Keep an object to write."""
         self.upserts.setdefault(data_type, []).append(obj)
 
-    def delete(self, data_type: DataType, column: str, value: Any) -> None:
-        """Keep a row to remove (by key or by another unique column)."""
+    def delete(
+        self, data_type: DataType, column: str, value: Any, *, announced: bool = True
+    ) -> None:
+        """Keep a row to remove (by key or by another unique column); `announced` when WHOOP said
+        it was deleted (a `*.deleted` event), not when a fetch only found it missing."""
         self.deletes.append((data_type, column, value))
+        if not announced:
+            self.unannounced.add((data_type, column, value))
 
 
 def status_of(error: WhoopError) -> SyncStatus:

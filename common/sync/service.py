@@ -107,10 +107,8 @@ class SyncService:
         """Remove, then upsert, what a fetch phase collected; records written per type."""
         for data_type, column, value in writes.deletes:
             repo = RecordRepository(self.session, data_type)
-            if column == repo.kind.key:
-                await repo.delete(user_id, value)
-            else:
-                await repo.delete_where(user_id, column, value)
+            bury_absent = (data_type, column, value) not in writes.unannounced
+            await repo.delete_where(user_id, column, value, bury_absent=bury_absent)
         written: dict[DataType, int] = {}
         for data_type in ALL_TYPES:
             if data_type in writes.upserts:

@@ -288,6 +288,24 @@ async def test_an_unknown_kid_fetches_at_most_once_a_minute(http: httpx.AsyncCli
 
 
 @respx.mock
+async def test_requests_with_a_rotated_kid_share_one_fetch(http: httpx.AsyncClient) -> None:
+    old_key, old_jwk = _rsa_jwk("old")
+    new_key, new_jwk = _rsa_jwk("new")
+    route = respx.get(JWKS_URL)
+    route.side_effect = [
+        httpx.Response(200, json={"keys": [old_jwk]}),
+        httpx.Response(200, json={"keys": [old_jwk, new_jwk]}),
+    ]
+    verifier, clock = _jwks_verifier(http)
+    assert await verifier.verify_token(_asym_token(old_key, "old")) == USER
+    clock.now += 15
+
+    tokens = [_asym_token(new_key, "new", iat=i) for i in range(5)]
+    assert await asyncio.gather(*(verifier.verify_token(t) for t in tokens)) == [USER] * 5
+    assert route.call_count == 2
+
+
+@respx.mock
 async def test_a_hanging_jwks_endpoint_delays_no_request_with_a_known_key(
     http: httpx.AsyncClient,
 ) -> None:

@@ -270,14 +270,18 @@ class RecordRepository:
         )
         await self.session.execute(stmt)
 
-    async def delete(self, user_id: uuid.UUID, key: Any) -> int:
+    async def delete(self, user_id: uuid.UUID, key: Any, *, bury_absent: bool = True) -> int:
         """Remove one record of this user and keep its tombstone; how many rows went."""
-        return await self.delete_where(user_id, self.kind.key, key)
+        return await self.delete_where(user_id, self.kind.key, key, bury_absent=bury_absent)
 
-    async def delete_where(self, user_id: uuid.UUID, column: str, value: Any) -> int:
+    async def delete_where(
+        self, user_id: uuid.UUID, column: str, value: Any, *, bury_absent: bool = True
+    ) -> int:
         """Remove this user's records whose `column` equals `value` (a sleep's recovery), leaving
-        tombstones; one is left for `value` itself when it is what tombstones are keyed by, so that
-        a version fetched before the deletion is refused even if it was not cached yet."""
+        tombstones. With `bury_absent` (a `*.deleted` event) one is left for `value` itself when it
+        is what tombstones are keyed by, so that a version fetched before the deletion is refused
+        even if it was not cached yet; without it (a 404 at WHOOP, which may only mean "not yet")
+        only records that were cached get one."""
         table, now = self.kind.table, utcnow()
         result = await self.session.execute(
             delete(table)
@@ -286,7 +290,7 @@ class RecordRepository:
         )
         keys = list(result.scalars().all())
         removed = len(keys)
-        if column == self.kind.tombstone_key:
+        if bury_absent and column == self.kind.tombstone_key:
             keys.append(value)
         await self._bury(user_id, keys, now)
         return removed

@@ -256,3 +256,17 @@ async def _waits_on_a_lock(engine: AsyncEngine) -> bool:
             " WHERE wait_event_type = 'Lock' AND datname = current_database()"
         )
         return bool(found.scalar())
+
+
+async def test_a_404_for_an_uncached_record_leaves_no_tombstone(any_session: AsyncSession) -> None:
+    """WHOOP answering 404 may mean "not yet": only a record that was cached is buried then."""
+    repo = RecordRepository(any_session, DataType.SLEEP)
+    cached, unseen = samples.sleep(start=T0), samples.sleep(start=T0 + timedelta(days=1))
+    await repo.upsert(USER, [cached])
+    for obj in (cached, unseen):
+        await repo.delete(USER, uuid.UUID(obj["id"]), bury_absent=False)
+    summary = await repo.upsert(USER, [cached, unseen])
+    assert summary.results == {
+        uuid.UUID(cached["id"]): UpsertResult.UNCHANGED,
+        uuid.UUID(unseen["id"]): UpsertResult.INSERTED,
+    }

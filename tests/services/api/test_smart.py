@@ -294,3 +294,26 @@ async def test_reads_work_on_the_embedded_sqlite_backend(
         assert first.json()["data"] == second.json()["data"]
         assert len(second.json()["data"]) == 2
         assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "0001-01-01T00:00:00Z"},
+        {"start": "0001-01-01T00:00:00-01:00"},
+        {"end": "9999-12-31T23:59:59.999999Z"},
+        {"end": "9999-12-31T23:59:59+01:00"},
+        {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T23:59:59.999999Z"},
+    ],
+)
+async def test_the_widest_windows_are_read_not_refused_or_crashed(
+    app: FastAPI, client: httpx.AsyncClient, whoop: respx.MockRouter, params: dict[str, str]
+) -> None:
+    user, whoop_user = await connect_user(app)
+    stored = objects(DataType.CYCLE, whoop_user, 3)
+    mock_collection(whoop, DataType.CYCLE, stored)
+    response = await client.get(
+        "/api/v1/smart/cycle", params={**params, "force_refresh": "true"}, headers=auth(user)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == stored

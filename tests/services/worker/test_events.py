@@ -113,3 +113,20 @@ async def test_unknown_type_and_unknown_user_are_recorded_and_fetch_nothing(
     statuses = {e.trace_id: (e.status, e.last_error) for e in await pipe.events()}
     assert statuses["u-1"][0] == EventStatus.IGNORED.value
     assert statuses["u-2"] == (EventStatus.IGNORED.value, "unknown user")
+
+
+async def test_a_version_fetched_before_the_deletion_does_not_bring_the_record_back(
+    pipe: Pipeline,
+) -> None:
+    """The job of a later sleep.updated reads a version WHOOP had before it deleted the sleep
+    (the simulator still serves it): the deleted sleep and its recovery stay deleted."""
+    recovery = pipe.record(10001, "recovery")
+    await pipe.send_from_sim(10001, "recovery.updated", recovery["sleep_id"])
+    await pipe.drain()
+    await pipe.send_from_sim(10001, "sleep.deleted", recovery["sleep_id"])
+    await pipe.drain()
+    await pipe.send_from_sim(10001, "recovery.updated", recovery["sleep_id"])
+    await pipe.drain()
+    assert await pipe.rows(DataType.SLEEP, 10001) == []
+    assert await pipe.rows(DataType.RECOVERY, 10001) == []
+    assert [e.status for e in await pipe.events()] == ["done", "done", "done"]
