@@ -4,10 +4,11 @@ from common.db.models.base import Base
 from common.db.models.connection import OAuthState, WhoopConnection
 from common.db.models.records import Cycle, Recovery, Sleep, Workout
 from common.db.models.sync import SyncAttempt, SyncLog
-from common.db.models.webhook import WebhookEvent
+from common.db.models.webhook import ChannelState, WebhookEvent
 
 __all__ = [
     "Base",
+    "ChannelState",
     "Cycle",
     "OAuthState",
     "Recovery",
