@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.config import Settings
 from common.db.repositories import ChannelRepository, RecordRepository
 from common.db.types import utcnow
 from common.metrics import AUDIT_MISSES, RECONCILE_FAILURES
@@ -38,10 +40,13 @@ from common.types import Trigger
 
 __all__ = [
     "RECONCILE_WINDOW",
+    "AuditPlan",
     "PassReport",
     "audit_slice_size",
     "audit_user",
     "budget_short",
+    "finish_audit",
+    "plan_audit",
     "reconcile",
     "refetch_all_pending",
 ]
@@ -189,22 +194,54 @@ async def audit_user(
     return misses
 
 
+@dataclass(frozen=True)
+class AuditPlan:
+    """The users one pass audits, where the rotation stood, and whether the round is wide."""
+
+    users: list[uuid.UUID]
+    cursor: uuid.UUID | None
+    wide: bool
+
+
+async def plan_audit(session: AsyncSession, settings: Settings) -> AuditPlan:
+    """The next slice of the rotation (every user after a miss), wrapping around at the end."""
+    repo = ChannelRepository(session)
+    state = await repo.read()
+    active = await repo.active_count()
+    size = (
+        active
+        if state.audit_wide
+        else audit_slice_size(active, settings.reconcile_interval_seconds, settings.audit_days)
+    )
+    users = list(await repo.audit_slice(state.audit_cursor, size))
+    if len(users) < size:  # wrap around to the start
+        seen = set(users)
+        users += [u for u in await repo.audit_slice(None, size - len(users)) if u not in seen]
+    return AuditPlan(users, state.audit_cursor, state.audit_wide)
+
+
+async def finish_audit(
+    session: AsyncSession,
+    plan: AuditPlan,
+    cursor: uuid.UUID | None,
+    stopped: bool,
+    misses: int,
+    now: datetime,
+) -> None:
+    """Move the rotation on; a miss suspends the channel and makes the next round wide."""
+    repo = ChannelRepository(session)
+    if misses:
+        await repo.suspend(now + SUSPENSION)
+    # A wide round ends once everyone was audited; a miss in a narrow pass starts one.
+    wide = (plan.wide and stopped) or (not plan.wide and misses > 0)
+    await repo.move_audit(cursor, wide=wide)
+
+
 async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: PassReport) -> None:
-    settings = sync.settings
     async with sync.session_factory() as session:
-        repo = ChannelRepository(session)
-        state = await repo.read()
-        active = await repo.active_count()
-        size = (
-            active
-            if state.audit_wide
-            else audit_slice_size(active, settings.reconcile_interval_seconds, settings.audit_days)
-        )
-        users = list(await repo.audit_slice(state.audit_cursor, size))
-        if len(users) < size:  # wrap around to the start
-            users += [u for u in await repo.audit_slice(None, size - len(users)) if u not in users]
-    cursor, stopped = state.audit_cursor, False
-    for user_id in users:
+        plan = await plan_audit(session, sync.settings)
+    cursor, stopped = plan.cursor, False
+    for user_id in plan.users:
         if await _short(sync):
             report.yielded = stopped = True
             break
@@ -217,12 +254,7 @@ async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: Pa
         report.audited += 1
         report.misses += found or 0
     async with sync.session_factory() as session:
-        repo = ChannelRepository(session)
-        if report.misses:
-            await repo.suspend(now + SUSPENSION)
-        # A wide round ends once everyone was audited; a miss in a narrow pass starts one.
-        wide = (state.audit_wide and stopped) or (not state.audit_wide and report.misses > 0)
-        await repo.move_audit(cursor, wide=wide)
+        await finish_audit(session, plan, cursor, stopped, report.misses, now)
         await session.commit()
 
 

@@ -231,6 +231,7 @@ async def _clear(ctx: SyncContext) -> None:
     from sqlalchemy import delete
 
     from common.db.models import (
+        ChannelState,
         Cycle,
         Recovery,
         Sleep,
@@ -241,7 +242,16 @@ async def _clear(ctx: SyncContext) -> None:
     )
 
     async with ctx.session_factory() as session:
-        for model in (WebhookEvent, Cycle, Sleep, Recovery, Workout, SyncLog, SyncAttempt):
+        for model in (
+            WebhookEvent,
+            Cycle,
+            Sleep,
+            Recovery,
+            Workout,
+            SyncLog,
+            SyncAttempt,
+            ChannelState,
+        ):
             await session.execute(delete(model))
         await session.execute(delete(WhoopConnection))
         await session.commit()

@@ -93,9 +93,7 @@ def test_cron_intervals_follow_the_settings() -> None:
 async def test_the_worker_carries_the_crons_and_writes_its_health_key_often() -> None:
     settings = make_settings("sqlite+aiosqlite:///x.db", "redis://127.0.0.1:6379/10", "http://x")
     worker = create_worker(settings, handle_signals=False)  # inside the loop: arq takes it here
-    assert {"sweep_inbox", "reconcile", "refresh_tokens"} <= set(
-        worker.functions
-    )
+    assert {"sweep_inbox", "reconcile", "refresh_tokens"} <= set(worker.functions)
     assert worker.health_check_interval == HEALTH_CHECK_INTERVAL == 10
 
 
