@@ -99,11 +99,12 @@ async def _read(
 
 
 async def test_a_live_channel_confirms_a_read_past_the_threshold(any_session: AsyncSession) -> None:
-    user, whoop_user = await _world(any_session)
+    user, _ = await _world(any_session)
     other = 424242  # any verified event keeps the channel live, whoever it was for
     await _event(any_session, other, NOW - timedelta(minutes=3))
     found = await _read(any_session, user)
-    assert found.records is not None and len(found.records) == 1
+    assert found.records is not None
+    assert len(found.records) == 1
     assert found.state.confirmed_by == "webhooks"
     assert found.state.last_sync_at == NOW - timedelta(minutes=3)
     view = channel_view(WEBHOOKS, await ChannelRepository(any_session).read(), NOW)
