@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     freshness: Literal["webhooks", "threshold"] = "webhooks"
     webhook_liveness_seconds: int = Field(900, gt=0)
     reconcile_interval_seconds: int = Field(900, gt=0)
-    audit_days: int = Field(7, gt=0)
+    audit_days: float = Field(7, gt=0)
     inbox_sweep_seconds: int = Field(60, gt=0)
     backfill_days: int = Field(30, ge=0)
     whoop_rate_limit_per_minute: int = Field(100, gt=0)

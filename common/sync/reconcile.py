@@ -159,10 +159,15 @@ async def _retry_events(sync: SyncContext, report: PassReport) -> None:
     # add what it re-enqueued to `report.retried`.
 
 
-def audit_slice_size(active: int, interval_seconds: int, audit_days: int) -> int:
-    """Users to audit per pass so that every one is audited once per AUDIT_DAYS."""
-    passes = max(1, (audit_days * 86400) // interval_seconds)
-    return math.ceil(active / passes)
+def audit_slice_size(active: int, elapsed_seconds: float, audit_days: float) -> int:
+    """Users due for an audit after `elapsed_seconds` of the rotation, so that every one is
+    audited once per AUDIT_DAYS (the fraction left over waits for the next pass)."""
+    return min(active, math.floor(active * elapsed_seconds / (audit_days * 86400)))
+
+
+def _rotation_step(active: int, audit_days: float) -> timedelta:
+    """How far in time one user's audit moves the rotation."""
+    return timedelta(days=audit_days) / max(1, active)
 
 
 async def audit_user(
@@ -201,46 +206,55 @@ class AuditPlan:
     users: list[uuid.UUID]
     cursor: uuid.UUID | None
     wide: bool
+    rotation_at: datetime
+    step: timedelta
 
 
-async def plan_audit(session: AsyncSession, settings: Settings) -> AuditPlan:
-    """The next slice of the rotation (every user after a miss), wrapping around at the end."""
+async def plan_audit(session: AsyncSession, settings: Settings, now: datetime) -> AuditPlan:
+    """The users due since the rotation's last step (every user after a miss), in user-id order
+    from where it stopped, wrapping around at the end."""
     repo = ChannelRepository(session)
     state = await repo.read()
     active = await repo.active_count()
-    size = (
-        active
-        if state.audit_wide
-        else audit_slice_size(active, settings.reconcile_interval_seconds, settings.audit_days)
-    )
+    interval = timedelta(seconds=settings.reconcile_interval_seconds)
+    period = timedelta(days=settings.audit_days)
+    # A first pass audits one interval's share; after a long stop, at most one round is due.
+    rotation_at = max(state.audit_at or now - interval, now - period)
+    elapsed = (now - rotation_at).total_seconds()
+    size = active if state.audit_wide else audit_slice_size(active, elapsed, settings.audit_days)
     users = list(await repo.audit_slice(state.audit_cursor, size))
     if len(users) < size:  # wrap around to the start
         seen = set(users)
         users += [u for u in await repo.audit_slice(None, size - len(users)) if u not in seen]
-    return AuditPlan(users, state.audit_cursor, state.audit_wide)
+    step = _rotation_step(active, settings.audit_days)
+    return AuditPlan(users, state.audit_cursor, state.audit_wide, rotation_at, step)
 
 
 async def finish_audit(
     session: AsyncSession,
     plan: AuditPlan,
     cursor: uuid.UUID | None,
+    audited: int,
+    *,
     stopped: bool,
     misses: int,
     now: datetime,
 ) -> None:
-    """Move the rotation on; a miss suspends the channel and makes the next round wide."""
+    """Move the rotation on by the users audited; a miss suspends the channel and makes the next
+    round wide."""
     repo = ChannelRepository(session)
     if misses:
         await repo.suspend(now + SUSPENSION)
     # A wide round ends once everyone was audited; a miss in a narrow pass starts one.
     wide = (plan.wide and stopped) or (not plan.wide and misses > 0)
-    await repo.move_audit(cursor, wide=wide)
+    at = now if plan.wide else min(now, plan.rotation_at + plan.step * audited)
+    await repo.move_audit(cursor, wide=wide, at=at)
 
 
 async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: PassReport) -> None:
     async with sync.session_factory() as session:
-        plan = await plan_audit(session, sync.settings)
-    cursor, stopped = plan.cursor, False
+        plan = await plan_audit(session, sync.settings, now)
+    cursor, stopped, audited = plan.cursor, False, 0
     for user_id in plan.users:
         if await _short(sync):
             report.yielded = stopped = True
@@ -251,10 +265,13 @@ async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: Pa
 
         found = await _isolated("audit", user_id, work, report)
         cursor = user_id
+        audited += 1
         report.audited += 1
         report.misses += found or 0
     async with sync.session_factory() as session:
-        await finish_audit(session, plan, cursor, stopped, report.misses, now)
+        await finish_audit(
+            session, plan, cursor, audited, stopped=stopped, misses=report.misses, now=now
+        )
         await session.commit()
 
 

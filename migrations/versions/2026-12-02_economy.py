@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('suspended_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('audit_cursor', sa.Uuid(), nullable=True),
     sa.Column('audit_wide', sa.Boolean(), nullable=False),
+    sa.Column('audit_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_whoop_channel_state'))
     )

@@ -44,13 +44,18 @@ async def users(request: Request) -> Response:
 
 
 async def clock(request: Request) -> Response:
-    """GET: simulated now; POST {"seconds": N}: jump forward first."""
+    """GET: simulated now; POST {"seconds": N} jumps forward first, {"speed": S} sets the speed."""
     sim = sim_of(request)
     if request.method == "POST":
-        seconds = (await read_json(request)).get("seconds")
+        body = await read_json(request)
+        seconds, speed = body.get("seconds", 0), body.get("speed")
         if not isinstance(seconds, int | float) or seconds < 0:
             return error(400, "seconds must be a non-negative number")
+        if speed is not None and (not isinstance(speed, int | float) or speed <= 0):
+            return error(400, "speed must be a positive number")
         sim.clock.advance(float(seconds))
+        if speed is not None:
+            sim.clock.set_speed(float(speed))
     return json_response({"now": iso(sim.clock.now_ms()), "speed": sim.clock.speed})
 
 

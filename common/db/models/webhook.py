@@ -56,4 +56,6 @@ class ChannelState(Base):
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     audit_cursor: Mapped[uuid.UUID | None] = mapped_column()
     audit_wide: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How far the rotation has come, in time: each user audited moves it AUDIT_DAYS / users on.
+    audit_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

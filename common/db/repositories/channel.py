@@ -33,6 +33,7 @@ class ChannelRow:
     suspended_until: datetime | None
     audit_cursor: uuid.UUID | None
     audit_wide: bool
+    audit_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ _STATE = select(
     ChannelState.suspended_until,
     ChannelState.audit_cursor,
     ChannelState.audit_wide,
+    ChannelState.audit_at,
 ).select_from(ChannelState)
 _NEWEST = select(func.max(WebhookEvent.received_at))
 
@@ -91,7 +93,7 @@ class ChannelRepository:
         if row is None:
             newest = await self.session.scalar(_NEWEST)
             return ChannelRow(newest, None, None, None, False)
-        return ChannelRow(row[0], row[1], row[2], row[3], bool(row[4]))
+        return ChannelRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
     async def _set(self, **values: object) -> None:
         table = ChannelState.__table__
@@ -116,9 +118,15 @@ class ChannelRepository:
         """Suspend webhook confirmation until then, and widen the next audits to every user."""
         await self._set(suspended_until=until, audit_wide=True)
 
-    async def move_audit(self, cursor: uuid.UUID | None, *, wide: bool) -> None:
-        """Where the rotating audit carries on next, and whether it still covers everyone."""
-        await self._set(audit_cursor=cursor, audit_wide=wide)
+    async def move_audit(
+        self, cursor: uuid.UUID | None, *, wide: bool, at: datetime | None = None
+    ) -> None:
+        """Where the rotating audit carries on next, whether it still covers everyone, and (with
+        `at`) how far in time the rotation has come."""
+        values: dict[str, object] = {"audit_cursor": cursor, "audit_wide": wide}
+        if at is not None:
+            values["audit_at"] = at
+        await self._set(**values)
 
     async def open_events(self, whoop_user_id: int) -> list[OpenEvent]:
         """The user's events still pending or failed."""

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
+from common.db.repositories import (
+    ChannelRepository,
+    ConnectionRepository,
+    RecordRepository,
+    SyncLogRepository,
+)
 from common.db.repositories.records import KINDS
 from common.db.types import utcnow
 from common.ratelimit import Priority
@@ -82,6 +87,11 @@ async def test_reconcile_yields_when_the_shared_budget_is_short(small_budget: Pi
 async def test_reconcile_audits_while_the_budget_lasts(small_budget: Pipeline) -> None:
     pipe = small_budget
     await _spend(pipe, 60)  # 40 left: an audit (four one-page syncs) fits above the 25 reserved
+    async with pipe.ctx.session_factory() as session:  # the one user is due for its audit
+        await ChannelRepository(session).move_audit(
+            None, wide=False, at=utcnow() - timedelta(days=7)
+        )
+        await session.commit()
     report = await reconcile(pipe.ctx)
     assert (report.audited, report.failures) == (1, 0)
     assert pipe.sim.sim.counters.total == 4
