@@ -91,12 +91,12 @@ def changes_plan(whoop_ids: list[int], rng: random.Random) -> list[tuple[float, 
     """(day fraction, member, action): a night's sleep, its scoring, ~1.2 workouts and theirs."""
     plan = []
     for member in whoop_ids:
-        wake = rng.uniform(0.22, 0.32)
+        wake = rng.uniform(0.2, 0.4)
         plan.append((wake, member, "new_sleep"))
         plan.append((wake + rng.uniform(5, 30) / 1440, member, "rescore"))
         plan.append((wake + rng.uniform(30, 90) / 1440, member, "rescore"))
         for _ in range(1 + (rng.random() < 0.2)):
-            at = rng.uniform(0.45, 0.9)
+            at = rng.uniform(0.3, 0.92)
             plan.append((at, member, "workout"))
             if rng.random() < 0.5:
                 plan.append((at + rng.uniform(10, 40) / 1440, member, "rescore"))
@@ -151,6 +151,10 @@ def _scaled(factor: float) -> dict[str, int]:
         "reconcile_interval_seconds": scale(900),
         "inbox_sweep_seconds": scale(60),
     }
+
+
+def _audit_days(factor: float) -> float:
+    return 7 / factor
 
 
 class FreshnessProbe:
@@ -277,6 +281,7 @@ async def _day(run: Run, day_seconds: float) -> DayOutcome:
                 whoop_rate_limit_per_day=per_day,
                 backfill_days=3,  # as much as an audit's window: a backfill covers what it checks
                 freshness=run.freshness,
+                audit_days=_audit_days(factor),
                 **scaled,
             ) | product_whoop_env(sim)
             api, _hook, _worker = await start_pipeline(
@@ -309,7 +314,7 @@ async def _day(run: Run, day_seconds: float) -> DayOutcome:
                     _drive_changes(ctl, changes_plan(whoop_ids, rng), day_seconds, probe, rng)
                 )
                 try:
-                    served = await run_open_loop(api.url, plan, connections=128, drain_seconds=60)
+                    served = await run_open_loop(api.url, plan, connections=128, drain_seconds=20)
                     announced = await changes
                     await asyncio.sleep(5)  # the day's last webhooks
                     counters = await ctl.counters()

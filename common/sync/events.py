@@ -14,7 +14,9 @@ by WHOOP's `updated_at`, so handling an event twice writes once.
 Events received close together share their fetches (SPEC §4): one user's events are handled one at
 a time (a lock across processes), and a record WHOOP was asked for after the event was received
 is taken from the cache instead of being fetched again for it. A new night's `sleep.updated` and
-`recovery.updated` thus cost the sleep, the recovery and the cycle: three calls, not five.
+`recovery.updated` thus cost the sleep, the recovery and the cycle: three calls, not five. A
+recovery event takes its sleep's `cycle_id` from the cache whenever the sleep is there (it never
+changes), so a recovery scored later costs the recovery and the cycle.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -55,6 +57,7 @@ DELETED = {"sleep.deleted", "recovery.deleted", "workout.deleted"}
 KNOWN_EVENTS = UPDATED | DELETED
 # How far back a workout's cycle may have started (cycles last about a day, rarely several).
 CYCLE_LOOKBACK = timedelta(days=7)
+ANY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 # One user's events are handled one at a time; a holder that dies frees the lock after the lease.
 EVENT_LOCK_LEASE = 60.0
 EVENT_LOCK_WAIT = 30.0
@@ -216,12 +219,16 @@ class _Fetcher:
         self.writes = Writes()
         self.asked: dict[DataType, list[Any]] = {}
 
-    async def _cached(self, data_type: DataType, key: Any) -> dict[str, Any] | None:
-        """The stored object when WHOOP was asked for it after the event was received."""
-        if self.received_at is None:
+    async def _cached(
+        self, data_type: DataType, key: Any, since: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """The stored object when WHOOP was asked for it after the event was received (or
+        after `since`)."""
+        since = since or self.received_at
+        if since is None:
             return None
         repo = RecordRepository(self.session, data_type)
-        found = await repo.fetched_since(self.user_id, key, self.received_at)
+        found = await repo.fetched_since(self.user_id, key, since)
         await self.session.commit()  # no read transaction stays open across a WHOOP call
         return found
 
@@ -231,8 +238,13 @@ class _Fetcher:
             self.asked.setdefault(data_type, []).append(key)
 
     async def sleep(self, sleep_id: uuid.UUID, *, with_recovery: bool) -> None:
-        """The sleep (for its cycle id), its recovery when asked, and its cycle."""
-        sleep = await self._cached(DataType.SLEEP, sleep_id)
+        """The sleep (for its cycle id), its recovery when asked, and its cycle.
+
+        A recovery event needs the sleep only for its cycle id, which never changes: a sleep
+        already cached serves, fetched whenever (the sleep's own changes have their own events).
+        """
+        since = ANY_TIME if with_recovery else None
+        sleep = await self._cached(DataType.SLEEP, sleep_id, since)
         if sleep is None:
             try:
                 sleep = (await self.client.fetch(DataType.SLEEP, sleep_id)).raw
