@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.config import Settings
-from common.db.repositories import ChannelRepository, RecordRepository
+from common.db.repositories import ChannelRepository, ConnectionRepository, RecordRepository
 from common.db.types import utcnow
 from common.metrics import AUDIT_MISSES, RECONCILE_FAILURES
 from common.ratelimit import Priority, RateLimiter
@@ -36,7 +36,7 @@ from common.sync.context import SyncContext
 from common.sync.freshness import SUSPENSION, WEBHOOK_TYPES
 from common.sync.results import ALL_TYPES
 from common.sync.service import PENDING_SCORE
-from common.types import Trigger
+from common.types import EventStatus, Trigger
 
 __all__ = [
     "RECONCILE_WINDOW",
@@ -173,8 +173,18 @@ def _rotation_step(active: int, audit_days: float) -> timedelta:
 async def audit_user(
     sync: SyncContext, user_id: uuid.UUID, now: datetime, window: timedelta = RECONCILE_WINDOW
 ) -> int:
-    """Sync each type of one user over the trailing window; how many records no webhook announced."""
+    """Sync each type of one user over the trailing window; how many records no webhook announced.
+
+    A record counts as unannounced when WHOOP changed it longer ago than the liveness window and
+    the user has no event still waiting (an event in the queue may be the one announcing it).
+    """
     announced_by = now - timedelta(seconds=sync.settings.webhook_liveness_seconds)
+    async with sync.session_factory() as session:
+        connection = await ConnectionRepository(session).get(user_id)
+        waiting = connection is not None and any(
+            e.status == EventStatus.PENDING.value
+            for e in await ChannelRepository(session).open_events(connection.whoop_user_id)
+        )
     misses = 0
     for data_type in ALL_TYPES:
         async with sync.session_factory() as session:
@@ -188,7 +198,7 @@ async def audit_user(
             await session.commit()
         if result.error is not None:
             raise result.error
-        if data_type in WEBHOOK_TYPES:
+        if data_type in WEBHOOK_TYPES and not waiting:
             missed = sum(1 for changed in result.changed if changed <= announced_by)
             if missed:
                 AUDIT_MISSES.labels(data_type.value).inc(missed)

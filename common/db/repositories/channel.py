@@ -139,9 +139,13 @@ class ChannelRepository:
         return [OpenEvent(status, received) for status, received in rows.all()]
 
     async def audit_slice(self, after: uuid.UUID | None, limit: int | None) -> Sequence[uuid.UUID]:
-        """Active users in user-id order after `after` (all from the start when None)."""
+        """Active users whose backfill is done, in user-id order after `after` (all from the start
+        when None); a user still backfilling is audited once the backfill is done."""
         table = WhoopConnection.__table__
-        stmt = select(table.c.user_id).where(table.c.status == ConnectionStatus.ACTIVE.value)
+        stmt = select(table.c.user_id).where(
+            table.c.status == ConnectionStatus.ACTIVE.value,
+            table.c.backfill_pending_since.is_(None),
+        )
         if after is not None:
             stmt = stmt.where(table.c.user_id > after)
         stmt = stmt.order_by(table.c.user_id)
