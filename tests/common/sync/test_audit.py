@@ -39,6 +39,17 @@ async def _backfill(pipe: Pipeline, whoop_user_id: int) -> None:
     assert all(r.ok for r in results)
 
 
+async def _backfill_done(pipe: Pipeline, whoop_user_id: int) -> None:
+    """Mark the user's backfill finished without running it."""
+    async with pipe.ctx.session_factory() as session:
+        await session.execute(
+            update(WhoopConnection)
+            .where(WhoopConnection.user_id == pipe.users[whoop_user_id])
+            .values(backfill_pending_since=None)
+        )
+        await session.commit()
+
+
 async def _backfill_due(pipe: Pipeline, whoop_user_id: int) -> object:
     async with pipe.ctx.session_factory() as session:
         row = await ConnectionRepository(session).get(pipe.users[whoop_user_id])
@@ -88,6 +99,7 @@ async def test_an_audit_finds_a_lost_webhooks_record_and_suspends_confirmation(
 
 async def test_the_audit_slice_covers_every_user_within_audit_days(pipe: Pipeline) -> None:
     users = [uuid.uuid4() for _ in range(50)]
+    await _backfill_done(pipe, 10001)
     async with pipe.ctx.session_factory() as session:
         await session.execute(
             insert(WhoopConnection),
@@ -179,12 +191,20 @@ async def test_one_broken_connection_never_stops_the_pass(pipe: Pipeline) -> Non
         await session.commit()
     audits, backfills = _failures("audit"), _failures("backfill")
     report = await reconcile(pipe.ctx, now=utcnow() + LATER)
-    assert (report.audited, report.backfills, report.failures) == (2, 1, 2)
-    assert _failures("audit") == audits + 1
+    # 10001's backfill fails (its token does not decrypt), 10002's backfill and audit succeed.
+    assert (report.backfills, report.failures) == (1, 1)
     assert _failures("backfill") == backfills + 1
     for data_type in DataType:
         assert await pipe.rows(data_type, 10002), data_type
     assert await _backfill_due(pipe, 10001) is not None  # still due: the next pass tries again
+    # With its backfill out of the way, 10001's audit fails on its own and 10002's goes on.
+    await _backfill_done(pipe, 10001)
+    async with pipe.ctx.session_factory() as session:
+        await ChannelRepository(session).move_audit(None, wide=True)
+        await session.commit()
+    report = await reconcile(pipe.ctx, now=utcnow() + LATER)
+    assert (report.audited, report.failures) == (2, 1)
+    assert _failures("audit") == audits + 1
 
 
 async def test_the_token_pass_goes_on_past_a_connection_it_cannot_decrypt(pipe: Pipeline) -> None:

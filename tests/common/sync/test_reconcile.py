@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from common.db.models import WhoopConnection
 from common.db.repositories import (
     ChannelRepository,
     ConnectionRepository,
@@ -88,6 +89,7 @@ async def test_reconcile_audits_while_the_budget_lasts(small_budget: Pipeline) -
     pipe = small_budget
     await _spend(pipe, 60)  # 40 left: an audit (four one-page syncs) fits above the 25 reserved
     async with pipe.ctx.session_factory() as session:  # the one user is due for its audit
+        await session.execute(update(WhoopConnection).values(backfill_pending_since=None))
         await ChannelRepository(session).move_audit(
             None, wide=False, at=utcnow() - timedelta(days=7)
         )
