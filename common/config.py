@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     threshold_sleep_seconds: int = Field(7200, gt=0)
     threshold_cycle_seconds: int = Field(7200, gt=0)
     threshold_workout_seconds: int = Field(3600, gt=0)
+    freshness: Literal["webhooks", "threshold"] = "webhooks"
+    webhook_liveness_seconds: int = Field(900, gt=0)
     reconcile_interval_seconds: int = Field(900, gt=0)
+    audit_days: float = Field(7, gt=0)
     inbox_sweep_seconds: int = Field(60, gt=0)
     # How long a job's claim on an event lasts without renewal (renewed while the job runs).
     inbox_lease_seconds: float = Field(30.0, gt=0)

@@ -40,3 +40,17 @@ TOKEN_REFRESHES = Counter(
     "WHOOP token refreshes by outcome (success, refused, error).",
     ["outcome"],
 )
+WEBHOOK_CHANNEL_LIVE = Gauge(
+    "whoopsync_webhook_channel_live",
+    "1 while the webhook channel confirms freshness (SPEC 4.1), 0 while the threshold rules.",
+)
+AUDIT_MISSES = Counter(
+    "whoopsync_audit_misses_total",
+    "Records an audit found that no webhook announced, by data type.",
+    ["data_type"],
+)
+RECONCILE_FAILURES = Counter(
+    "whoopsync_reconcile_failures_total",
+    "Users a reconciliation or token pass could not handle (logged, the pass went on), by pass.",
+    ["task"],
+)

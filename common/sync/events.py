@@ -8,8 +8,15 @@
 | `workout.updated`  | fetch the workout, then the cycle it falls in (one cycle page)          |
 | `*.deleted`        | remove the row; a deleted sleep takes its recovery along                |
 
-Every fetch happens before any write. A 404 on a by-id fetch removes the row. Handling an event
-twice fetches twice and writes once: the upserts are guarded by WHOOP's `updated_at`.
+Every fetch happens before any write. A 404 on a by-id fetch removes the row. The upserts are guarded
+by WHOOP's `updated_at`, so handling an event twice writes once.
+
+Events received close together share their fetches (SPEC §4): one user's events are handled one at
+a time (a lock across processes), and a record WHOOP was asked for after the event was received
+is taken from the cache instead of being fetched again for it. A new night's `sleep.updated` and
+`recovery.updated` thus cost the sleep, the recovery and the cycle: three calls, not five. A
+recovery event takes its sleep's `cycle_id` from the cache whenever the sleep is there (it never
+changes), so a recovery scored later costs the recovery and the cycle.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.repositories import ConnectionRepository
+from common.db.repositories import ConnectionRepository, RecordRepository
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
+from common.locks import LockTimeout
 from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority
 from common.sync.results import Writes, status_of
@@ -48,6 +57,10 @@ DELETED = {"sleep.deleted", "recovery.deleted", "workout.deleted"}
 KNOWN_EVENTS = UPDATED | DELETED
 # How far back a workout's cycle may have started (cycles last about a day, rarely several).
 CYCLE_LOOKBACK = timedelta(days=7)
+ANY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+# One user's events are handled one at a time; a holder that dies frees the lock after the lease.
+EVENT_LOCK_LEASE = 60.0
+EVENT_LOCK_WAIT = 30.0
 TRANSIENT = (WhoopTransportError, WhoopServerError, WhoopRateLimited)
 
 
@@ -131,17 +144,43 @@ class EventHandler:
     async def _update(
         self, user_id: uuid.UUID, event_type: str, key: uuid.UUID, received_at: datetime | None
     ) -> EventOutcome:
+        locks = self.service.locks
+        if locks is None:
+            return await self._update_alone(user_id, event_type, key, received_at)
+        acquired = False
+        try:
+            async with locks.lock(
+                f"events:{user_id}", timeout=EVENT_LOCK_LEASE, blocking_timeout=EVENT_LOCK_WAIT
+            ):
+                acquired = True
+                return await self._update_alone(user_id, event_type, key, received_at)
+        except LockTimeout:
+            if acquired:
+                raise
+            # Another event of this user is taking long: go ahead, at worst fetching twice.
+            log.info("event.lock_busy", user_id=str(user_id))
+            return await self._update_alone(user_id, event_type, key, received_at)
+
+    async def _update_alone(
+        self, user_id: uuid.UUID, event_type: str, key: uuid.UUID, received_at: datetime | None
+    ) -> EventOutcome:
         started, clock = utcnow(), time.monotonic()
         client = self.service.client(user_id, Priority.BACKGROUND)
-        writes, error = Writes(), None
+        fetch = _Fetcher(self.service.session, client, user_id, received_at)
+        error = None
         try:
             if event_type == "workout.updated":
-                await self._workout(client, key, writes)
+                await fetch.workout(key)
             else:
-                await self._sleep(client, key, writes, with_recovery=event_type != "sleep.updated")
+                await fetch.sleep(key, with_recovery=event_type != "sleep.updated")
         except WhoopError as exc:
             error = exc
+        writes = fetch.writes
         written = await self.service.apply(user_id, writes)
+        for data_type, keys in fetch.asked.items():
+            await RecordRepository(self.service.session, data_type).mark_checked(
+                user_id, keys, started
+            )
         for data_type, objects in writes.upserts.items():
             await self.service.record(
                 user_id,
@@ -152,45 +191,99 @@ class EventHandler:
                 started,
                 clock,
             )
+        if error is not None:
+            primary = DataType(event_type.split(".")[0])
+            await self.service.record(
+                user_id, primary, Trigger.WEBHOOK, status_of(error), 0, started, clock, error.reason
+            )
+        await self.service.session.commit()  # inside the lock: the next event sees what was asked
         if written and received_at is not None and any(written.values()):
             FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
         if error is None:
             return EventOutcome(EventStatus.DONE, user_id=user_id, written=written)
-        primary = DataType(event_type.split(".")[0])
-        await self.service.record(
-            user_id, primary, Trigger.WEBHOOK, status_of(error), 0, started, clock, error.reason
-        )
         return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, written)
 
-    async def _sleep(
-        self, client: UserClient, sleep_id: uuid.UUID, writes: Writes, *, with_recovery: bool
+
+class _Fetcher:
+    """The fetch phase of one event: what it asked WHOOP for, and what it will write."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        client: UserClient,
+        user_id: uuid.UUID,
+        received_at: datetime | None,
     ) -> None:
-        try:
-            sleep = (await client.fetch(DataType.SLEEP, sleep_id)).raw
-        except WhoopNotFound:
-            writes.delete(DataType.SLEEP, "id", sleep_id, announced=False)
-            writes.delete(DataType.RECOVERY, "sleep_id", sleep_id, announced=False)
-            return
-        writes.upsert(DataType.SLEEP, sleep)
+        self.session, self.client, self.user_id = session, client, user_id
+        self.received_at = received_at
+        self.writes = Writes()
+        self.asked: dict[DataType, list[Any]] = {}
+
+    async def _cached(
+        self, data_type: DataType, key: Any, since: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """The stored object when WHOOP was asked for it after the event was received (or
+        after `since`)."""
+        since = since or self.received_at
+        if since is None:
+            return None
+        repo = RecordRepository(self.session, data_type)
+        found = await repo.fetched_since(self.user_id, key, since)
+        await self.session.commit()  # no read transaction stays open across a WHOOP call
+        return found
+
+    async def _by_key(self, data_type: DataType, key: Any) -> None:
+        if await self._cached(data_type, key) is None:
+            await fetch_by_key(self.client, data_type, key, self.writes)
+            self.asked.setdefault(data_type, []).append(key)
+
+    async def sleep(self, sleep_id: uuid.UUID, *, with_recovery: bool) -> None:
+        """The sleep (for its cycle id), its recovery when asked, and its cycle.
+
+        A recovery event needs the sleep only for its cycle id, which never changes: a sleep
+        already cached serves, fetched whenever (the sleep's own changes have their own events).
+        """
+        since = ANY_TIME if with_recovery else None
+        sleep = await self._cached(DataType.SLEEP, sleep_id, since)
+        if sleep is None:
+            try:
+                sleep = (await self.client.fetch(DataType.SLEEP, sleep_id)).raw
+            except WhoopNotFound:
+                self.writes.delete(DataType.SLEEP, "id", sleep_id, announced=False)
+                self.writes.delete(DataType.RECOVERY, "sleep_id", sleep_id, announced=False)
+                return
+            self.writes.upsert(DataType.SLEEP, sleep)
+            self.asked.setdefault(DataType.SLEEP, []).append(sleep_id)
         cycle_id = int(sleep["cycle_id"])
         if with_recovery:
-            await fetch_by_key(client, DataType.RECOVERY, cycle_id, writes)
-        await fetch_by_key(client, DataType.CYCLE, cycle_id, writes)
+            await self._by_key(DataType.RECOVERY, cycle_id)
+        await self._by_key(DataType.CYCLE, cycle_id)
 
-    async def _workout(self, client: UserClient, workout_id: uuid.UUID, writes: Writes) -> None:
-        try:
-            workout = (await client.fetch(DataType.WORKOUT, workout_id)).raw
-        except WhoopNotFound:
-            writes.delete(DataType.WORKOUT, "id", workout_id, announced=False)
-            return
-        writes.upsert(DataType.WORKOUT, workout)
+    async def workout(self, workout_id: uuid.UUID) -> None:
+        """The workout, then the cycle it falls in (one cycle page)."""
+        workout = await self._cached(DataType.WORKOUT, workout_id)
+        if workout is None:
+            try:
+                workout = (await self.client.fetch(DataType.WORKOUT, workout_id)).raw
+            except WhoopNotFound:
+                self.writes.delete(DataType.WORKOUT, "id", workout_id, announced=False)
+                return
+            self.writes.upsert(DataType.WORKOUT, workout)
+            self.asked.setdefault(DataType.WORKOUT, []).append(workout_id)
         begun = parse_time(workout["start"])
         assert begun is not None  # WHOOP's schema requires a workout start
-        cycles = client.collection(
+        if self.received_at is not None:
+            cycles = RecordRepository(self.session, DataType.CYCLE)
+            covering = await cycles.covering(self.user_id, begun)
+            await self.session.commit()
+            if covering is not None and covering[1] >= self.received_at:
+                return
+        found = self.client.collection(
             DataType.CYCLE,
             start=begun - CYCLE_LOOKBACK,
             end=begun + timedelta(milliseconds=1),
             limit=1,
         )
-        async for cycle in cycles:
-            writes.upsert(DataType.CYCLE, cycle.raw)
+        async for cycle in found:
+            self.writes.upsert(DataType.CYCLE, cycle.raw)
+            self.asked.setdefault(DataType.CYCLE, []).append(int(cycle.raw["id"]))

@@ -263,8 +263,8 @@ async def sweep_inbox(ctx: dict[str, Any]) -> int:
 
 
 async def reconcile_users(ctx: dict[str, Any]) -> int:
-    """Re-sync every connected user and type past its threshold."""
-    return await reconcile(ctx["sync"])
+    """One reconciliation pass (SPEC 4.2); how many users it audited."""
+    return (await reconcile(ctx["sync"])).audited
 
 
 async def refetch_pending_scores(ctx: dict[str, Any]) -> int:
@@ -306,10 +306,8 @@ JOBS: dict[str, JobSpec] = {
 }
 CRONS: list[CronSpec] = [
     CronSpec("sweep_inbox", sweep_inbox, lambda s: s.inbox_sweep_seconds, timeout=120),
+    # One pass does it all: pending scores, backfills, retries and the audit slice.
     CronSpec("reconcile", reconcile_users, lambda s: s.reconcile_interval_seconds, timeout=900),
-    CronSpec(
-        "refetch_pending", refetch_pending_scores, lambda s: s.reconcile_interval_seconds, 900
-    ),
     CronSpec("refresh_tokens", refresh_tokens, lambda s: 300, timeout=300),
     CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
 ]

@@ -24,6 +24,8 @@ class SyncResult:
     synced_at: datetime
     error: WhoopError | None = None
     status: SyncStatus = SyncStatus.SUCCESS
+    # WHOOP's `updated_at` of each record the sync wrote (new, or newer than the cache).
+    changed: tuple[datetime, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -16,18 +16,29 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.config import Settings
-from common.db.repositories import Attempt, RecordRepository, SyncLogRepository, UpsertSummary
+from common.db.models import WhoopConnection
+from common.db.repositories import (
+    Attempt,
+    ChannelRepository,
+    RecordRepository,
+    SyncLogRepository,
+    UpsertSummary,
+    record_key,
+)
+from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.ratelimit import Priority
 from common.sync.events import EventHandler, EventOutcome, fetch_by_key
 from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
-from common.types import DataType, SyncStatus, Trigger
+from common.types import DataType, SyncStatus, Trigger, UpsertResult
 from common.whoop.errors import WhoopError
 
 if TYPE_CHECKING:
+    from common.locks import Locks
     from common.whoop.client import TokenSource, UserClient, WhoopClient
 
 log = structlog.get_logger(__name__)
@@ -44,11 +55,14 @@ class SyncService:
         whoop: WhoopClient,
         tokens: Callable[[uuid.UUID], TokenSource],
         settings: Settings,
+        locks: Locks | None = None,
     ) -> None:
         self.session = session
         self.whoop = whoop
         self.tokens = tokens
         self.settings = settings
+        # Serialises one user's events across processes, so that close events share fetches.
+        self.locks = locks
 
     def client(self, user_id: uuid.UUID, priority: Priority) -> UserClient:
         """A WHOOP client acting for one app user."""
@@ -64,8 +78,12 @@ class SyncService:
         end: datetime | None = None,
         limit: int | None = None,
         priority: Priority,
+        confirms: bool = True,
     ) -> SyncResult:
         """Fetch a collection (newest first, paged), upsert it, record the attempt; never raises WhoopError.
+
+        `confirms` says whether the fetch covered the newest records (SPEC 3.1): only then does the
+        type's `last_sync_at` move; any success moves `last_fetch_at`.
 
         The first statement after the fetch is a write, so a caller on SQLite should not keep a read
         transaction open across this call (commit first) or the write may meet a stale snapshot.
@@ -86,7 +104,14 @@ class SyncService:
             return SyncResult(data_type, 0, 0, started, exc, status)
         summary = await self.write(user_id, data_type, objects)
         await self.record(
-            user_id, data_type, trigger, SyncStatus.SUCCESS, len(objects), started, clock
+            user_id,
+            data_type,
+            trigger,
+            SyncStatus.SUCCESS,
+            len(objects),
+            started,
+            clock,
+            confirms=confirms,
         )
         log.info(
             "sync.succeeded",
@@ -95,7 +120,14 @@ class SyncService:
             fetched=len(objects),
             written=summary.written,
         )
-        return SyncResult(data_type, len(objects), summary.written, started)
+        changed = tuple(
+            moment
+            for obj in objects
+            if summary.results.get(record_key(data_type, obj), UpsertResult.UNCHANGED)
+            is not UpsertResult.UNCHANGED
+            and (moment := parse_time(obj["updated_at"])) is not None
+        )
+        return SyncResult(data_type, len(objects), summary.written, started, changed=changed)
 
     async def write(
         self, user_id: uuid.UUID, data_type: DataType, objects: Iterable[Mapping[str, Any]]
@@ -126,11 +158,15 @@ class SyncService:
         started: datetime,
         clock: float,
         error: str | None = None,
+        *,
+        confirms: bool = True,
     ) -> None:
         """Add an attempt to the history and make it the latest state of its user and type."""
         duration_ms = int((time.monotonic() - clock) * 1000)
         await SyncLogRepository(self.session).record(
-            Attempt(user_id, data_type, trigger, status, records, started, duration_ms, error)
+            Attempt(
+                user_id, data_type, trigger, status, records, started, duration_ms, error, confirms
+            )
         )
 
     async def handle_event(
@@ -150,6 +186,10 @@ class SyncService:
         Each type is its own unit of work: the session is committed after each one, so that a
         failure of one type keeps what the others wrote and no write lock spans the next fetch.
         """
+        due = await self.session.scalar(
+            select(WhoopConnection.backfill_pending_since).where(WhoopConnection.user_id == user_id)
+        )
+        await self.session.commit()
         since = utcnow() - timedelta(days=self.settings.backfill_days if days is None else days)
         results = []
         for data_type in ALL_TYPES:
@@ -162,6 +202,9 @@ class SyncService:
             )
             await self.session.commit()
             results.append(result)
+        if all(r.ok for r in results):  # else reconciliation finishes it (SPEC 3.2)
+            await ChannelRepository(self.session).finish_backfill(user_id, due)
+            await self.session.commit()
         return results
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:

@@ -24,7 +24,7 @@ from common.crypto import TokenCipher
 from common.db.repositories.connections import ConnectionRepository
 from common.db.types import utcnow
 from common.locks import Locks, LockTimeout
-from common.metrics import TOKEN_REFRESHES
+from common.metrics import RECONCILE_FAILURES, TOKEN_REFRESHES
 from common.types import ConnectionStatus
 from common.whoop.errors import WhoopError, WhoopReauthorizationRequired, WhoopTransportError
 from common.whoop.oauth import OAuthClient
@@ -187,5 +187,8 @@ async def refresh_expiring(
             await tokens.access_token()
         except WhoopError as exc:
             log.warning("token.refresh_failed", user_id=str(user_id), reason=exc.reason)
+        except Exception as exc:  # one bad connection never stops the pass for the others
+            RECONCILE_FAILURES.labels("refresh_tokens").inc()
+            log.exception("token.refresh_crashed", user_id=str(user_id), error=type(exc).__name__)
         refreshed += tokens.refreshed
     return refreshed

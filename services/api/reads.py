@@ -28,8 +28,10 @@ from common.db.types import utcnow
 from common.locks import Locks, LockTimeout, LockUnavailable
 from common.metrics import READS
 from common.ratelimit import Priority
+from common.sync.freshness import live_rule
 from common.sync.service import SyncService
 from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
+from common.whoop.client import PAGE_SIZE
 from common.whoop.errors import WhoopError, WhoopReauthorizationRequired
 from services.api.errors import ApiError
 from services.api.schemas import NOTE_API, NOTE_CACHE, WARNING_STALE
@@ -57,6 +59,25 @@ class Answer:
     status_code: int
     body: bytes
     source: str
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """What a refresh asks WHOOP for, and whether it confirms the type (SPEC 3.1)."""
+
+    limit: int
+    confirms: bool
+
+
+def fetch_plan(query: ReadQuery) -> FetchPlan:
+    """A read of the newest records fetches the newest page only (one call) and confirms the type;
+    a read narrowed by `start`/`end` or a small `limit` fetches what it asked and confirms nothing.
+
+    Only the newest records can have changed unannounced; older ones come from the cache.
+    """
+    if query.start is None and query.end is None and query.limit >= PAGE_SIZE:
+        return FetchPlan(PAGE_SIZE, True)
+    return FetchPlan(query.limit, False)
 
 
 def render(status: str, records: list[str], metadata: dict[str, Any]) -> bytes:
@@ -111,10 +132,11 @@ class SmartReader:
         # No records are read when the cache is not going to be used anyway.
         fresh_after = None if query.force_refresh else now - timedelta(seconds=threshold)
         window = Window(query.limit, query.start, query.end)
+        rule = live_rule(self.settings, query.data_type, now)
         found = await run_once_more(
             self._engine,
             lambda connection: ReadStateRepository(connection).read(
-                user_id, query.data_type, window, fresh_after
+                user_id, query.data_type, window, fresh_after, rule
             ),
         )
         if found is None or found.state.connection_status is ConnectionStatus.REVOKED:
@@ -189,7 +211,7 @@ class SmartReader:
     async def _refresh_locked(
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, arrived: datetime
     ) -> Answer:
-        synced_at = await self._completed_since(session, user_id, query.data_type, arrived)
+        synced_at = await self._completed_since(session, user_id, query, arrived)
         await session.commit()  # no read transaction stays open across the WHOOP call
         if synced_at is None:
             synced_at, error = await self._sync(session, user_id, query)
@@ -207,14 +229,22 @@ class SmartReader:
         return Answer(200, render("success", records, metadata), "whoop_api")
 
     async def _completed_since(
-        self, session: AsyncSession, user_id: uuid.UUID, data_type: DataType, arrived: datetime
+        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, arrived: datetime
     ) -> datetime | None:
-        """When another holder of the lock synced successfully after we arrived, its sync time."""
+        """When another holder of the lock confirmed the type after we arrived, its sync time.
+
+        Only a refresh of the newest records is reused: a narrow read fetches what it asked for.
+        """
+        data_type = query.data_type
+        if not fetch_plan(query).confirms:
+            return None
         entry = await SyncLogRepository(session).get(user_id, data_type)
         if entry is None or entry.sync_status != SyncStatus.SUCCESS.value:
             return None
         if entry.last_sync_at is None or entry.updated_at < arrived:
             return None
+        if entry.last_fetch_at is not None and entry.last_sync_at < entry.last_fetch_at:
+            return None  # the latest success was a narrow fetch: it confirmed nothing
         log.info("read.sync_reused", user_id=str(user_id), data_type=data_type.value)
         return entry.last_sync_at
 
@@ -222,6 +252,7 @@ class SmartReader:
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery
     ) -> tuple[datetime, str | None]:
         trigger = Trigger.FORCE_REFRESH if query.force_refresh else Trigger.READ
+        plan = fetch_plan(query)
         log.info("read.syncing", user_id=str(user_id), data_type=query.data_type.value)
         try:
             result = await self.make_syncer(session).sync_collection(
@@ -230,8 +261,9 @@ class SmartReader:
                 trigger=trigger,
                 start=query.start,
                 end=query.end,
-                limit=query.limit,
+                limit=plan.limit,
                 priority=Priority.INTERACTIVE,
+                confirms=plan.confirms,
             )
         except WhoopError as exc:  # the service promises not to raise these; stay safe anyway
             await session.rollback()

@@ -137,6 +137,15 @@ class TypeSyncStatus(BaseModel):
     threshold_hours: float
     needs_sync: bool
     error_message: str | None
+    confirmed_by: Literal["sync", "webhooks"] | None
+    last_fetch_at: datetime | None
+
+
+class WebhookChannel(BaseModel):
+    """Whether the webhook channel confirms freshness now (SPEC 4.1), and its newest receipt."""
+
+    live: bool
+    last_event_at: datetime | None
 
 
 class SyncStatusResponse(BaseModel):
@@ -157,6 +166,8 @@ class SyncStatusResponse(BaseModel):
                         "threshold_hours": threshold / 3600,
                         "needs_sync": threshold <= 3600,
                         "error_message": None,
+                        "confirmed_by": "sync",
+                        "last_fetch_at": "2025-11-21T15:04:32.192399+00:00",
                     }
                     for name, threshold in (
                         ("recovery", 7200),
@@ -166,6 +177,10 @@ class SyncStatusResponse(BaseModel):
                     )
                 },
                 "check_timestamp": "2025-11-21T16:04:32.192399+00:00",
+                "webhook_channel": {
+                    "live": True,
+                    "last_event_at": "2025-11-21T16:01:10.004211+00:00",
+                },
             }
         }
     )
@@ -173,6 +188,7 @@ class SyncStatusResponse(BaseModel):
     user_id: str
     sync_status: dict[str, TypeSyncStatus]
     check_timestamp: datetime
+    webhook_channel: WebhookChannel
 
 
 class ConnectResponse(BaseModel):

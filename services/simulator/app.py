@@ -28,6 +28,7 @@ async def _drive(sim: Simulator, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             sim.step()
+            sim.grow_cycles()
         except Exception:  # a broken step must not stop the driver of a long demo
             log.exception("sim.step_failed")
 

@@ -22,6 +22,14 @@ class Clock:
         elapsed = (time.time() - self._real_anchor) * self.speed
         return self.anchor_ms + int(elapsed * 1000) + self._offset_ms
 
+    def set_speed(self, speed: float) -> None:
+        """Run at another speed from now on (simulated now does not jump)."""
+        if speed <= 0:
+            raise ValueError("clock speed must be positive")
+        now = self.now_ms()
+        self._real_anchor, self.anchor_ms, self._offset_ms = time.time(), now, 0
+        self.speed = speed
+
     def advance(self, seconds: float) -> None:
         """Jump the simulated clock forward."""
         self._offset_ms += int(seconds * 1000)

@@ -27,3 +27,5 @@ class SimConfig:
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 16
     first_user_id: int = 10001
+    # WHOOP-side loss: this share of webhooks is never sent (for the audit to find).
+    webhook_loss: float = 0.0

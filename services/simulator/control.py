@@ -44,13 +44,18 @@ async def users(request: Request) -> Response:
 
 
 async def clock(request: Request) -> Response:
-    """GET: simulated now; POST {"seconds": N}: jump forward first."""
+    """GET: simulated now; POST {"seconds": N} jumps forward first, {"speed": S} sets the speed."""
     sim = sim_of(request)
     if request.method == "POST":
-        seconds = (await read_json(request)).get("seconds")
+        body = await read_json(request)
+        seconds, speed = body.get("seconds", 0), body.get("speed")
         if not isinstance(seconds, int | float) or seconds < 0:
             return error(400, "seconds must be a non-negative number")
+        if speed is not None and (not isinstance(speed, int | float) or speed <= 0):
+            return error(400, "speed must be a positive number")
         sim.clock.advance(float(seconds))
+        if speed is not None:
+            sim.clock.set_speed(float(speed))
     return json_response({"now": iso(sim.clock.now_ms()), "speed": sim.clock.speed})
 
 
@@ -138,6 +143,22 @@ async def webhooks(request: Request) -> Response:
     return json_response({"trace_id": delivery.trace_id, "status": delivery.status}, 202)
 
 
+async def webhook_loss(request: Request) -> Response:
+    """GET: the share of webhooks WHOOP loses; POST {"share": 0..1}: set it (the audit finds them)."""
+    sim = sim_of(request)
+    if request.method == "POST":
+        share = (await read_json(request)).get("share")
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            return error(400, "share must be a number from 0 to 1")
+        sim.webhooks.loss = float(share)
+    return json_response({"share": sim.webhooks.loss})
+
+
+async def grow_cycles(request: Request) -> Response:
+    """POST: grow every member's open cycle by the simulated hours passed since the last time."""
+    return json_response({"grown": sim_of(request).grow_cycles()})
+
+
 def routes() -> list[Route]:
     """Every control endpoint."""
     u = "/_sim/users/{user_id}"
@@ -151,6 +172,8 @@ def routes() -> list[Route]:
         Route("/_sim/scenario/step", step, methods=["POST"]),
         Route("/_sim/oauth/deny", deny, methods=["POST"]),
         Route("/_sim/webhooks", webhooks, methods=["GET", "POST", "DELETE"]),
+        Route("/_sim/webhook-loss", webhook_loss, methods=["GET", "POST"]),
+        Route("/_sim/cycles/grow", grow_cycles, methods=["POST"]),
         Route(f"{u}/expire-access-token", expire_access, methods=["POST"]),
         Route(f"{u}/revoke-refresh-token", revoke_refresh, methods=["POST"]),
         *control_records.routes(u),

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--clock-speed", type=float, default=1.0, help="simulated seconds per real second")
     add("--scenario-interval", type=float, default=None, help="run a scenario step every N seconds")
     add(
+        "--webhook-loss",
+        type=float,
+        default=0.0,
+        help="share of webhooks never sent, 0 to 1 (WHOOP-side loss; default 0)",
+    )
+    add(
         "--webhook-retry-delays",
         type=_delays,
         default=WHOOP_RETRY_DELAYS,
@@ -61,6 +67,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         clock_speed=args.clock_speed,
         scenario_interval=args.scenario_interval,
         webhook_retry_delays=args.webhook_retry_delays,
+        webhook_loss=args.webhook_loss,
     )
 
 

@@ -13,7 +13,7 @@ from services.simulator.clock import iso, parse_ms
 from services.simulator.generate import HOUR, MINUTE
 from services.simulator.records import Body, UserData
 
-ACTIONS = ("new_sleep", "workout", "rescore", "update", "delete")
+ACTIONS = ("new_sleep", "workout", "rescore", "update", "delete", "cycle_hour")
 WEIGHTS = {"new_sleep": 3.0, "workout": 2.0, "rescore": 3.0, "update": 1.0, "delete": 0.3}
 
 
@@ -43,7 +43,19 @@ def touch(body: Body, now_ms: int) -> None:
 
 
 def step_user(user: UserData, rng: random.Random, now_ms: int, action: str | None) -> Outcome:
-    """Apply one action (chosen by `rng` unless given) to a member."""
+    """Apply one action (chosen by `rng` unless given) to a member.
+
+    `cycle_hour` (an hour of the open cycle: strain and kilojoules grow) is never chosen by chance;
+    the simulator's clock runs it every simulated hour, and a step can ask for it.
+    """
+    if action == "cycle_hour":
+        outcome = Outcome(user.profile.user_id, None)
+        if grow_open_cycle(user, rng, now_ms):
+            outcome.action = action
+            cycle = _current_cycle(user)
+            assert cycle is not None
+            outcome.changed.append({"kind": "cycle", "id": str(cycle["id"])})
+        return outcome
     possible = {a: w for a, w in WEIGHTS.items() if _possible(user, a, now_ms)}
     if action is None and possible:
         action = rng.choices(list(possible), weights=list(possible.values()))[0]
@@ -51,6 +63,20 @@ def step_user(user: UserData, rng: random.Random, now_ms: int, action: str | Non
     if outcome.action is not None:
         ACTION_FUNCS[outcome.action](user, rng, now_ms, outcome)
     return outcome
+
+
+def grow_open_cycle(user: UserData, rng: random.Random, now_ms: int) -> bool:
+    """An hour of the day: the open cycle's strain and kilojoules grow, with no webhook (WHOOP
+    has no cycle webhooks); False when the member has no scored open cycle."""
+    cycle = _current_cycle(user)
+    if cycle is None or cycle.get("score_state") != "SCORED":
+        return False
+    score = cycle["score"]
+    score["strain"] = min(21.0, round(score["strain"] + rng.uniform(0.05, 0.6), 4))
+    score["kilojoule"] = round(score["kilojoule"] + rng.uniform(150, 450), 3)
+    touch(cycle, now_ms)
+    user.put("cycle", cycle)
+    return True
 
 
 def _gap(user: UserData, now_ms: int) -> int:

@@ -9,10 +9,10 @@ import structlog
 from services.simulator.clock import Clock
 from services.simulator.config import SimConfig
 from services.simulator.faults import Faults
-from services.simulator.generate import user_rng
+from services.simulator.generate import HOUR, user_rng
 from services.simulator.limits import Counters, RateLimiter
 from services.simulator.oauth import TokenStore
-from services.simulator.scenario import Outcome, step_user
+from services.simulator.scenario import Outcome, grow_open_cycle, step_user
 from services.simulator.webhooks import WebhookSender
 from services.simulator.world import World
 
@@ -39,8 +39,22 @@ class Simulator:
             retry_delays=config.webhook_retry_delays,
             timeout=config.webhook_timeout,
             concurrency=config.webhook_concurrency,
+            loss=config.webhook_loss,
+            rng=random.Random(config.seed),
         )
         self.deny_next = 0
+        self._hours_grown = self.clock.now_ms() // HOUR
+
+    def grow_cycles(self) -> int:
+        """Grow every member's open cycle once per simulated hour passed since the last call."""
+        hour = self.clock.now_ms() // HOUR
+        grown = 0
+        while self._hours_grown < hour:
+            self._hours_grown += 1
+            for uid in self.world.profiles:
+                rng = user_rng(self.config.seed, uid, f"hour:{self._hours_grown}")
+                grown += grow_open_cycle(self.world.data(uid), rng, self.clock.now_ms())
+        return grown
 
     def step(self, user_id: int | None = None, action: str | None = None) -> list[Outcome]:
         """One scenario step for one member or all; webhooks go to connected members only."""

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 import time
 import uuid
 from collections import deque
@@ -68,6 +69,9 @@ class WebhookSender:
     retry_delays: tuple[float, ...]
     timeout: float = 10.0
     concurrency: int = 16
+    # WHOOP-side loss: this share of events is never sent (status "dropped").
+    loss: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
     log: deque[Delivery] = field(default_factory=lambda: deque(maxlen=10_000))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _gate: asyncio.Semaphore | None = None
@@ -79,6 +83,9 @@ class WebhookSender:
             raise ValueError(f"unknown webhook type {event_type!r}")
         delivery = Delivery(user_id, str(record_id), event_type, str(uuid.uuid4()))
         self.log.append(delivery)
+        if self.loss > 0 and self.rng.random() < self.loss:
+            delivery.status = "dropped"
+            return delivery
         if self.url is None:
             delivery.status = "no_url"
             return delivery

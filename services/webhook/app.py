@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from common.config import Settings
 from common.db.engine import create_session_factory
+from common.db.repositories import ChannelRepository
+from common.db.types import utcnow
 from common.http_ops import (
     error_response,
     install_error_handlers,
@@ -80,7 +82,10 @@ async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> 
         )
     except Exception:
         log.exception("webhook.unrecorded")
+        state.refusals.unwritten = utcnow()  # written with the next event recorded
         return _rejected(503, "unavailable", "the event could not be recorded", "unavailable")
+    if state.refusals.unwritten is not None:
+        await _write_refusal(state)
     if event_id is None:
         WEBHOOKS.labels("duplicate").inc()
         log.debug("webhook.duplicate")
@@ -92,6 +97,25 @@ async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> 
         if status is EventStatus.PENDING and state.queue is not None:
             await enqueue_recorded(state.queue, state.engine, event_id)
     return Response(status_code=204)
+
+
+async def _write_refusal(state: WebhookState) -> None:
+    """Tell every process that an event was refused: the channel confirms nothing for an hour.
+
+    Kept in memory while the database is away, and written with the next event recorded.
+    """
+    at = state.refusals.unwritten
+    if at is None:
+        return
+    try:
+        async with state.session_factory() as session:
+            await ChannelRepository(session).note_refusal(at)
+            await session.commit()
+    except Exception as exc:
+        log.warning("webhook.refusal_unwritten", error=type(exc).__name__)
+        return
+    if state.refusals.unwritten == at:
+        state.refusals.unwritten = None
 
 
 async def receive(request: Request, state: StateDep) -> Response:

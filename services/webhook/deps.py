@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.queue import Queue
+
+
+@dataclass
+class Refusals:
+    """The latest 503 not yet written to the channel state (the database may be why it happened)."""
+
+    unwritten: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,7 @@ class WebhookState:
     session_factory: async_sessionmaker[AsyncSession]
     # None when no queue is reachable from this process: events then wait for the sweeper.
     queue: Queue | None
+    refusals: Refusals = field(default_factory=Refusals)
 
 
 async def get_state(request: Request) -> WebhookState:

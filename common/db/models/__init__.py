@@ -10,10 +10,11 @@ from common.db.models.tombstones import (
     SleepTombstone,
     WorkoutTombstone,
 )
-from common.db.models.webhook import WebhookEvent
+from common.db.models.webhook import ChannelState, WebhookEvent
 
 __all__ = [
     "Base",
+    "ChannelState",
     "Cycle",
     "CycleTombstone",
     "OAuthState",

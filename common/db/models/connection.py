@@ -25,6 +25,8 @@ class WhoopConnection(Base):
     scopes: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default="active", index=True)
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the backfill is due, cleared when it has finished; reconciliation finishes it.
+    backfill_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

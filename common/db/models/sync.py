@@ -25,6 +25,9 @@ class SyncLog(Base):
     user_id: Mapped[uuid.UUID]
     data_type: Mapped[str] = mapped_column(String(16))
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last successful fetch of any shape (a narrow read too); only a sync of the newest
+    # records moves `last_sync_at` (SPEC 3.1).
+    last_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sync_status: Mapped[str] = mapped_column(String(32))
     records_synced: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db.models.base import Base
@@ -15,7 +16,18 @@ class WebhookEvent(Base):
     """One WHOOP webhook delivery, unique by `trace_id`."""
 
     __tablename__ = "whoop_webhook_event"
-    __table_args__ = (Index("ix_whoop_webhook_event_status_received", "status", "received_at"),)
+    __table_args__ = (
+        Index("ix_whoop_webhook_event_status_received", "status", "received_at"),
+        # The newest receipt (the channel's liveness) is one backward index step.
+        Index("ix_whoop_webhook_event_received_at", "received_at"),
+        # A user's open events (pending or failed) hold back webhook confirmation (SPEC 4.1).
+        Index(
+            "ix_whoop_webhook_event_user_open",
+            "whoop_user_id",
+            postgresql_where=text("status IN ('pending', 'failed')"),
+            sqlite_where=text("status IN ('pending', 'failed')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     trace_id: Mapped[str] = mapped_column(String(128), unique=True)
@@ -34,3 +46,21 @@ class WebhookEvent(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Retries ran out for a passing reason (WHOOP 5xx, timeout): the reconciliation pass frees it.
     parked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChannelState(Base):
+    """The webhook channel's shared state (one row, id 1): refusals, suspension, the audit's place.
+
+    Every process reads it; the newest receipt itself is the inbox's newest `received_at`.
+    """
+
+    __tablename__ = "whoop_channel_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    audit_cursor: Mapped[uuid.UUID | None] = mapped_column()
+    audit_wide: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How far the rotation has come, in time: each user audited moves it AUDIT_DAYS / users on.
+    audit_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,5 +1,6 @@
 """Repositories: the only place SQL is written."""
 
+from common.db.repositories.channel import ChannelRepository
 from common.db.repositories.connections import ConnectionRepository, OAuthStateRepository
 from common.db.repositories.records import KINDS, RecordRepository, UpsertSummary, record_key
 from common.db.repositories.sync_log import Attempt, SyncLogRepository
@@ -8,6 +9,7 @@ from common.db.repositories.webhook_events import WebhookEventRepository
 __all__ = [
     "KINDS",
     "Attempt",
+    "ChannelRepository",
     "ConnectionRepository",
     "OAuthStateRepository",
     "RecordRepository",

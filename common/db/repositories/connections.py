@@ -68,6 +68,7 @@ class ConnectionRepository:
             "scopes": scopes,
             "status": ConnectionStatus.ACTIVE.value,
             "token_version": 1,
+            "backfill_pending_since": now,  # cleared when the backfill finishes (SPEC 3.2)
             "created_at": now,
             "updated_at": now,
         }

@@ -400,6 +400,44 @@ class RecordRepository:
         )
         return list((await self.session.scalars(stmt)).all())
 
+    async def fetched_since(
+        self, user_id: uuid.UUID, key: Any, moment: datetime
+    ) -> dict[str, Any] | None:
+        """The stored object when WHOOP was last asked for it at or after `moment`, else None."""
+        table = self.kind.table
+        text = await self.session.scalar(
+            select(table.c.data).where(
+                table.c.user_id == user_id,
+                table.c[self.kind.key] == key,
+                table.c.synced_at >= moment,
+            )
+        )
+        return None if text is None else dict(orjson.loads(text))
+
+    async def covering(self, user_id: uuid.UUID, moment: datetime) -> tuple[Any, datetime] | None:
+        """Key and last fetch of this user's newest record begun at or before `moment`."""
+        table = self.kind.table
+        time_col = table.c[self.kind.time_column]
+        row = (
+            await self.session.execute(
+                select(table.c[self.kind.key], table.c.synced_at)
+                .where(table.c.user_id == user_id, time_col <= moment)
+                .order_by(time_col.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def users_in_state(self, score_state: str, synced_before: datetime) -> list[uuid.UUID]:
+        """Users with a record in this score state last written before that moment."""
+        table = self.kind.table
+        stmt = (
+            select(table.c.user_id)
+            .where(table.c.score_state == score_state, table.c.synced_at < synced_before)
+            .distinct()
+        )
+        return list((await self.session.scalars(stmt)).all())
+
     async def mark_checked(self, user_id: uuid.UUID, keys: Iterable[Any], at: datetime) -> None:
         """Note that WHOOP was asked for these records at `at` (`synced_at`), changed or not."""
         table = self.kind.table

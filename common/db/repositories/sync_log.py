@@ -28,6 +28,8 @@ class Attempt:
     started_at: datetime
     duration_ms: int
     error: str | None = None
+    # False for a fetch of less than the newest records: it moves `last_fetch_at` only (SPEC 3.1).
+    confirms: bool = True
 
 
 class SyncLogRepository:
@@ -39,7 +41,8 @@ class SyncLogRepository:
     async def record(self, attempt: Attempt) -> None:
         """Add the attempt to the history and make it the latest state of its user and type.
 
-        A failure keeps the previous `last_sync_at`, so stale data never looks fresh.
+        A failure keeps the previous `last_sync_at`, so stale data never looks fresh; a success
+        that does not confirm (a narrow fetch) moves only `last_fetch_at`.
         """
         now = utcnow()
         self.session.add(
@@ -58,7 +61,8 @@ class SyncLogRepository:
         values = {
             "user_id": attempt.user_id,
             "data_type": attempt.data_type.value,
-            "last_sync_at": attempt.started_at if success else None,
+            "last_sync_at": attempt.started_at if success and attempt.confirms else None,
+            "last_fetch_at": attempt.started_at if success else None,
             "last_attempt_at": attempt.started_at,
             "sync_status": attempt.status.value,
             "records_synced": attempt.records,
@@ -76,6 +80,8 @@ class SyncLogRepository:
             "updated_at": stmt.excluded.updated_at,
         }
         if success:
+            changes["last_fetch_at"] = stmt.excluded.last_fetch_at
+        if success and attempt.confirms:
             changes["last_sync_at"] = stmt.excluded.last_sync_at
         await self.session.execute(
             stmt.on_conflict_do_update(index_elements=["user_id", "data_type"], set_=changes)
@@ -107,20 +113,6 @@ class SyncLogRepository:
             stmt = stmt.where(SyncAttempt.data_type == data_type.value)
         stmt = stmt.order_by(SyncAttempt.started_at.desc(), SyncAttempt.id.desc()).limit(limit)
         return (await self.session.scalars(stmt)).all()
-
-    async def stale(
-        self, data_type: DataType, older_than: datetime, user_ids: Sequence[uuid.UUID]
-    ) -> list[uuid.UUID]:
-        """Of these users, those whose last success of this type is older than `older_than` or absent."""
-        fresh = await self.session.scalars(
-            select(SyncLog.user_id).where(
-                SyncLog.data_type == data_type.value,
-                SyncLog.user_id.in_(user_ids),
-                SyncLog.last_sync_at >= older_than,
-            )
-        )
-        fresh_ids = set(fresh)
-        return [uid for uid in user_ids if uid not in fresh_ids]
 
     async def delete_user(self, user_id: uuid.UUID) -> None:
         """Forget the sync state of a user (purge)."""

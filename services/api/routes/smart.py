@@ -10,8 +10,10 @@ from pydantic import AfterValidator
 from starlette.responses import Response
 
 from common.db.models import SyncLog
-from common.db.repositories import ConnectionRepository, SyncLogRepository
+from common.db.repositories import ChannelRepository, ConnectionRepository, SyncLogRepository
+from common.db.repositories.channel import user_held_back
 from common.db.types import utcnow
+from common.sync.freshness import WEBHOOK_TYPES, channel_view
 from common.types import ConnectionStatus, DataType, SyncStatus
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
@@ -115,23 +117,47 @@ async def sync_status(state: StateDep, session: SessionDep, user_id: UserDep) ->
     if connection is None or connection.status == ConnectionStatus.REVOKED.value:
         raise ApiError(404, "not_connected", "No WHOOP account is connected for this user")
     logs = await SyncLogRepository(session).for_user(user_id)
-    reauth = connection.status == ConnectionStatus.REAUTHORIZATION_REQUIRED.value
     now = utcnow()
-    entries = {
-        data_type.value: _type_status(
-            logs.get(data_type), state.settings.threshold_seconds(data_type), reauth, now
+    settings = state.settings
+    channel = channel_view(settings, await ChannelRepository(session).read(), now)
+    open_events = (
+        await ChannelRepository(session).open_events(connection.whoop_user_id)
+        if channel.live
+        else []
+    )
+    reauth = connection.status == ConnectionStatus.REAUTHORIZATION_REQUIRED.value
+    backfill_due = connection.backfill_pending_since is not None
+    entries = {}
+    for data_type in DataType:
+        entry = logs.get(data_type)
+        by_channel = None
+        if channel.live and data_type in WEBHOOK_TYPES and entry is not None:
+            held = user_held_back(open_events, entry.sync_status, entry.last_fetch_at, backfill_due)
+            by_channel = None if held else channel.last_event_at
+        entries[data_type.value] = _type_status(
+            entry, settings.threshold_seconds(data_type), reauth, now, by_channel
         )
-        for data_type in DataType
+    body = {
+        "user_id": str(user_id),
+        "sync_status": entries,
+        "check_timestamp": now,
+        "webhook_channel": {"live": channel.live, "last_event_at": channel.last_event_at},
     }
-    body = {"user_id": str(user_id), "sync_status": entries, "check_timestamp": now}
     return json_response(body)
 
 
 def _type_status(
-    entry: SyncLog | None, threshold: int, reauth: bool, now: datetime
+    entry: SyncLog | None,
+    threshold: int,
+    reauth: bool,
+    now: datetime,
+    by_channel: datetime | None = None,
 ) -> dict[str, Any]:
-    """One type's entry: `last_sync_at` is the last success, `sync_status` the latest outcome."""
+    """One type's entry: `last_sync_at` is the last confirmation, `sync_status` the latest outcome."""
     last = entry.last_sync_at if entry else None
+    confirmed_by = None if last is None else "sync"
+    if by_channel is not None and (last is None or by_channel > last):
+        last, confirmed_by = by_channel, "webhooks"
     seconds, hours = age_of(last, now) if last else (None, None)
     status = SyncStatus(entry.sync_status) if entry else SyncStatus.NEVER_SYNCED
     error = entry.error_message if entry else None
@@ -148,4 +174,6 @@ def _type_status(
         "threshold_hours": round(threshold / 3600, 2),
         "needs_sync": seconds is None or seconds >= threshold,
         "error_message": error,
+        "confirmed_by": confirmed_by,
+        "last_fetch_at": entry.last_fetch_at if entry else None,
     }

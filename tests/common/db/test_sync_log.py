@@ -59,4 +59,4 @@ async def test_first_failure_leaves_last_sync_null(any_session: AsyncSession) ->
     row = await repo.get(user, DataType.SLEEP)
     assert row is not None
     assert row.last_sync_at is None
-    assert await repo.stale(DataType.SLEEP, T0 - timedelta(hours=2), [user]) == [user]
+    assert row.last_fetch_at is None

@@ -1,6 +1,6 @@
-"""Reconciliation (SPEC §4) against the simulator over real HTTP, on both backends: stale (user, type)
-pairs re-synced over a trailing window, fresh ones left alone, disconnected users skipped, the sweep
-yielding to interactive reads when the budget is short, and PENDING_SCORE records fetched again."""
+"""Reconciliation (SPEC §4.2) against the simulator over real HTTP, on both backends: the pass
+yielding to interactive reads when the budget is short, and PENDING_SCORE records fetched again.
+The audit, pending backfills and per-user isolation are in test_audit.py."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
-from common.db.repositories.records import KINDS, parse_time
+from common.db.models import WhoopConnection
+from common.db.repositories import (
+    ChannelRepository,
+    ConnectionRepository,
+    RecordRepository,
+    SyncLogRepository,
+)
+from common.db.repositories.records import KINDS
 from common.db.types import utcnow
 from common.ratelimit import Priority
-from common.sync.jobs import reconcile_users, refetch_pending_scores
-from common.sync.reconcile import RECONCILE_WINDOW, reconcile
+from common.sync.jobs import refetch_pending_scores
+from common.sync.reconcile import reconcile
 from common.types import ConnectionStatus, DataType, Trigger
 from tests.common.sync.harness import Pipeline, pipeline
 
@@ -53,68 +59,6 @@ async def _set_status(pipe: Pipeline, user_id: uuid.UUID, status: ConnectionStat
         await session.commit()
 
 
-async def test_every_stale_user_and_type_is_resynced_over_the_trailing_window(
-    pipe: Pipeline,
-) -> None:
-    await pipe.connect(10002)
-    pipe.sim.sim.reset_counters()
-    started = utcnow()
-    assert await reconcile_users(pipe.job_ctx(None)) == 8  # 2 users x 4 never-synced types
-    assert _collection_calls(pipe) == dict.fromkeys(COLLECTIONS, 2)
-    window_start = started - RECONCILE_WINDOW
-    for whoop_user_id in (10001, 10002):
-        cycles = await pipe.rows(DataType.CYCLE, whoop_user_id)
-        assert cycles, "the window holds recent cycles"
-        starts = [parse_time(c["start"]) for c in cycles]
-        assert all(s is not None and s >= window_start - timedelta(days=1) for s in starts)
-        assert len(cycles) < len(pipe.sim.sim.world.data(whoop_user_id).kinds["cycle"])
-        async with pipe.ctx.session_factory() as session:
-            states = await SyncLogRepository(session).for_user(pipe.users[whoop_user_id])
-            history = await SyncLogRepository(session).history(pipe.users[whoop_user_id])
-        assert {t: s.sync_status for t, s in states.items()} == dict.fromkeys(
-            COLLECTIONS, "success"
-        )
-        assert {a.trigger for a in history} == {Trigger.RECONCILE.value}
-
-
-async def test_a_type_still_fresh_is_not_resynced(pipe: Pipeline) -> None:
-    await _sync_now(pipe, pipe.users[10001], DataType.SLEEP)
-    pipe.sim.sim.reset_counters()
-    assert await reconcile(pipe.ctx) == 3
-    calls = _collection_calls(pipe)
-    assert calls.pop(DataType.SLEEP) == 0
-    assert set(calls.values()) == {1}
-
-
-async def test_each_type_goes_stale_after_its_own_threshold(pipe: Pipeline) -> None:
-    for data_type in COLLECTIONS:
-        await _sync_now(pipe, pipe.users[10001], data_type)
-    pipe.sim.sim.reset_counters()
-    assert await reconcile(pipe.ctx, now=utcnow() + timedelta(seconds=60)) == 0
-    assert pipe.sim.sim.counters.total == 0
-    # 90 minutes on: past the workout threshold (1 h), within the others' (2 h).
-    assert await reconcile(pipe.ctx, now=utcnow() + timedelta(minutes=90)) == 1
-    assert _collection_calls(pipe) == {
-        DataType.CYCLE: 0,
-        DataType.SLEEP: 0,
-        DataType.RECOVERY: 0,
-        DataType.WORKOUT: 1,
-    }
-
-
-async def test_users_needing_reauthorization_or_revoked_are_skipped(pipe: Pipeline) -> None:
-    await pipe.connect(10002)
-    await pipe.connect(10003)
-    await _set_status(pipe, pipe.users[10002], ConnectionStatus.REAUTHORIZATION_REQUIRED)
-    await _set_status(pipe, pipe.users[10003], ConnectionStatus.REVOKED)
-    pipe.sim.sim.reset_counters()
-    assert await reconcile(pipe.ctx) == 4
-    assert set(pipe.sim.sim.counters.by_user) == {10001}
-    async with pipe.ctx.session_factory() as session:
-        for whoop_user_id in (10002, 10003):
-            assert await SyncLogRepository(session).for_user(pipe.users[whoop_user_id]) == {}
-
-
 @pytest.fixture
 async def small_budget(
     backend: str, pg_url: str, sqlite_url: str, redis_url: str
@@ -136,18 +80,27 @@ async def _spend(pipe: Pipeline, calls: int) -> None:
 async def test_reconcile_yields_when_the_shared_budget_is_short(small_budget: Pipeline) -> None:
     pipe = small_budget
     await _spend(pipe, 80)  # 20 left: inside the quarter kept for interactive reads
-    assert await reconcile(pipe.ctx) == 0
+    report = await reconcile(pipe.ctx, now=utcnow() + timedelta(hours=1))
+    assert (report.audited, report.backfills, report.yielded) == (0, 0, True)
     assert pipe.sim.sim.counters.total == 0
 
 
-async def test_reconcile_stops_midway_once_the_budget_runs_short(small_budget: Pipeline) -> None:
+async def test_reconcile_audits_while_the_budget_lasts(small_budget: Pipeline) -> None:
     pipe = small_budget
-    await _spend(pipe, 74)  # 26 left: two one-page syncs bring it under the 25 reserved
-    assert await reconcile(pipe.ctx) == 2
-    assert pipe.sim.sim.counters.total == 2
+    await _spend(pipe, 60)  # 40 left: an audit (four one-page syncs) fits above the 25 reserved
+    async with pipe.ctx.session_factory() as session:  # the one user is due for its audit
+        await session.execute(update(WhoopConnection).values(backfill_pending_since=None))
+        await ChannelRepository(session).move_audit(
+            None, wide=False, at=utcnow() - timedelta(days=7)
+        )
+        await session.commit()
+    report = await reconcile(pipe.ctx)
+    assert (report.audited, report.failures) == (1, 0)
+    assert pipe.sim.sim.counters.total == 4
     async with pipe.ctx.session_factory() as session:
         states = await SyncLogRepository(session).for_user(pipe.users[10001])
-    assert len(states) == 2  # the other two types wait for the next sweep
+    assert {s.sync_status for s in states.values()} == {"success"}
+    assert len(states) == 4
 
 
 PENDING_KINDS = [

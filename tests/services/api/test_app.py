@@ -180,6 +180,8 @@ async def test_answers_validate_against_our_openapi_document(
 
 
 ENTRY_KEYS = {
+    "confirmed_by",
+    "last_fetch_at",
     "last_sync_at",
     "sync_status",
     "records_synced",
@@ -207,7 +209,8 @@ async def test_sync_status_after_syncs_and_a_failure(
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"user_id", "sync_status", "check_timestamp"}
+    assert set(body) == {"user_id", "sync_status", "check_timestamp", "webhook_channel"}
+    assert set(body["webhook_channel"]) == {"live", "last_event_at"}
     assert body["user_id"] == str(user)
     assert body["check_timestamp"].endswith("+00:00")
     entries = body["sync_status"]
@@ -225,12 +228,15 @@ async def test_sync_status_after_syncs_and_a_failure(
     assert sleep["last_sync_at"] == synced_sleep.isoformat()  # the last SUCCESS
     assert sleep["needs_sync"] is True
     assert sleep["error_message"] == "WHOOP API returned 503"
+    assert sleep["confirmed_by"] == "sync"
     cycle = entries["cycle"]
     assert cycle["sync_status"] == "never_synced"
     assert cycle["last_sync_at"] is None
     assert cycle["time_since_sync_seconds"] is None
     assert cycle["time_since_sync_hours"] is None
     assert cycle["needs_sync"] is True
+    assert cycle["confirmed_by"] is None
+    assert cycle["last_fetch_at"] is None
 
 
 async def test_sync_status_shows_reauthorization_required(

@@ -17,7 +17,6 @@ from common.sync.jobs import (
     TOKEN_REFRESH_AHEAD,
     prune_retention,
     reconcile_users,
-    refetch_pending_scores,
     refresh_tokens,
     sweep_inbox,
 )
@@ -65,19 +64,17 @@ def test_arq_runs_the_schedule_evenly_at_its_interval(seconds: int, gap: int) ->
     assert _gaps(seconds) == {gap}
 
 
-def test_cron_jobs_are_the_five_crons_at_the_default_intervals() -> None:
+def test_cron_jobs_are_the_four_crons_at_the_default_intervals() -> None:
     defaults = make_settings("sqlite+aiosqlite:///x.db", None, "http://x", inbox_sweep_seconds=60)
     crons = {job.name: job for job in cron_jobs(defaults)}
     assert {name: job.coroutine for name, job in crons.items()} == {
         "sweep_inbox": sweep_inbox,
         "reconcile": reconcile_users,
-        "refetch_pending": refetch_pending_scores,
         "refresh_tokens": refresh_tokens,
         "retention": prune_retention,
     }
     assert (crons["sweep_inbox"].minute, crons["sweep_inbox"].second) == (set(range(60)), 0)
     assert crons["reconcile"].minute == {0, 15, 30, 45}  # RECONCILE_INTERVAL_SECONDS=900
-    assert crons["refetch_pending"].minute == {0, 15, 30, 45}
     assert crons["refresh_tokens"].minute == set(range(0, 60, 5))
     assert (crons["retention"].hour, crons["retention"].minute) == (set(range(24)), 0)
     assert all(job.unique for job in crons.values())  # one run per tick across all workers
@@ -99,9 +96,7 @@ def test_cron_intervals_follow_the_settings() -> None:
 async def test_the_worker_carries_the_crons_and_writes_its_health_key_often() -> None:
     settings = make_settings("sqlite+aiosqlite:///x.db", "redis://127.0.0.1:6379/10", "http://x")
     worker = create_worker(settings, handle_signals=False)  # inside the loop: arq takes it here
-    assert {"sweep_inbox", "reconcile", "refetch_pending", "refresh_tokens", "retention"} <= set(
-        worker.functions
-    )
+    assert {"sweep_inbox", "reconcile", "refresh_tokens", "retention"} <= set(worker.functions)
     assert worker.health_check_interval == HEALTH_CHECK_INTERVAL == 10
 
 
