@@ -33,8 +33,8 @@ from common.db.types import utcnow
 from common.metrics import AUDIT_MISSES, RECONCILE_FAILURES
 from common.ratelimit import Priority, RateLimiter
 from common.sync.context import SyncContext
-from common.sync.inbox import retry_parked_events
 from common.sync.freshness import SUSPENSION, WEBHOOK_TYPES
+from common.sync.inbox import retry_parked_events
 from common.sync.results import ALL_TYPES
 from common.sync.service import PENDING_SCORE
 from common.types import EventStatus, Trigger
