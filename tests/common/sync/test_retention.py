@@ -31,9 +31,15 @@ USER = uuid.UUID("9d2f1c1e-3f53-4a3e-9a5e-3a1f6f0e2b11")
 async def factory(
     backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Committed sessions on the backend's test database, emptied afterwards."""
+    """Committed sessions on the backend's test database, emptied before and after (retention
+    deletes across the tables, so rows another test committed would change its counts)."""
     engine = pg_engine if backend == "postgresql" else sqlite_engine
+    await _empty(engine)
     yield async_sessionmaker(engine, expire_on_commit=False)
+    await _empty(engine)
+
+
+async def _empty(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(delete(table))

@@ -17,7 +17,10 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.db.models import Base
 from services.api.app import create_app
 from services.simulator.server import RunningSim, serve_app
 from tests.fuzz_counts import CASES
@@ -102,10 +105,18 @@ def _fuzz(document: dict[str, Any], base_url: str, reader: uuid.UUID, victim: uu
     return ran
 
 
+async def _empty(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
 async def test_the_api_answers_generated_requests_as_documented(
     backend: str,
     pg_url: str,
     sqlite_url: str,
+    pg_engine: AsyncEngine,
+    sqlite_engine: AsyncEngine,
     redis_url: str,
     redis: aioredis.Redis,
     whoop_sim: RunningSim,
@@ -117,12 +128,17 @@ async def test_the_api_answers_generated_requests_as_documented(
         whoop_oauth_base_url=whoop_sim.oauth_base_url,
     )
     reader, victim = uuid.uuid4(), uuid.uuid4()
-    async with serve_app(create_app(settings)) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            await _connect(http, reader)
-            await _connect(http, victim)
-            document = (await http.get("/openapi.json")).json()
-        ran = await asyncio.to_thread(_fuzz, document, base_url, reader, victim)
+    try:
+        async with serve_app(create_app(settings)) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                await _connect(http, reader)
+                await _connect(http, victim)
+                document = (await http.get("/openapi.json")).json()
+            ran = await asyncio.to_thread(_fuzz, document, base_url, reader, victim)
+    finally:
+        # Committed over real HTTP: connections, records and the purge's tombstones of simulated
+        # ids that later tests see again.
+        await _empty(pg_engine if backend == "postgresql" else sqlite_engine)
     CASES[f"schemathesis api [{backend}]"] += ran
     operations = sum(len(item) for item in document["paths"].values())
     assert ran >= operations * 2  # every operation in both modes

@@ -44,9 +44,15 @@ def test_status_must_be_an_event_status() -> None:
 
 @pytest.fixture
 async def database_url(backend: str, pg_url: str, sqlite_url: str) -> AsyncIterator[str]:
-    """The backend's test database, with the webhook inbox emptied afterwards."""
+    """The backend's test database, its webhook inbox emptied before and after (a replay takes
+    every matching event, another test's too)."""
     url = pg_url if backend == "postgresql" else sqlite_url
+    await _empty_inbox(url)
     yield url
+    await _empty_inbox(url)
+
+
+async def _empty_inbox(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as conn:
         await conn.execute(delete(WebhookEvent))
