@@ -31,7 +31,11 @@ __all__ = ["SyncContext", "build_context", "engine_for"]
 def engine_for(settings: Settings) -> AsyncEngine:
     """The process's engine; PostgreSQL connects with a bounded timeout so outages fail fast."""
     if settings.is_postgres:
-        return create_engine(settings.database_url, connect_args={"timeout": 5})
+        # A statement that gets no answer (a connection half-open across a restart) fails after
+        # `command_timeout` instead of holding its job and its pooled connection for good.
+        return create_engine(
+            settings.database_url, connect_args={"timeout": 5, "command_timeout": 5}
+        )
     return create_engine(settings.database_url)
 
 
@@ -50,6 +54,8 @@ class SyncContext:
     oauth: OAuthClient
     whoop: WhoopClient
     _owned: list[Any] = field(default_factory=list, repr=False)
+    # The event leases this process keeps renewed (common.sync.jobs.LeaseKeeper), made on first use.
+    leases: Any = field(default=None, repr=False)
 
     def tokens(self, user_id: uuid.UUID) -> TokenSource:
         """The token source of one user's connection."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY
 
@@ -32,6 +33,14 @@ def _queue(pipe: Pipeline, client: WhoopClient) -> InProcessQueue:
     queue.every(1.0, reconcile_users, timeout=30, name="reconcile")
     pipe.use_queue(queue)
     return queue
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.1)
 
 
 def _parked() -> float:
@@ -111,9 +120,7 @@ async def test_every_event_is_processed_after_a_long_whoop_outage(pipe: Pipeline
         await _post_sleeps(pipe, 10)
         # The outage outlasts every event's tries (ten minutes at the scaled back-off): each is
         # parked, given back by the reconciliation pass, and parked again while it lasts.
-        async with asyncio.timeout(60):
-            while _parked() - parked_before < 10:
-                await asyncio.sleep(0.1)
+        await _until(lambda: _parked() - parked_before >= 10)
         assert {e.status for e in await pipe.events()} == {EventStatus.PENDING.value}
         await pipe.http.delete(f"{pipe.sim.base_url}{FAULTS}")  # WHOOP is back
         outcomes = await _settled(pipe, 10)

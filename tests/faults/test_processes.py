@@ -45,7 +45,7 @@ async def test_a_postgres_restart_during_a_storm_loses_no_webhook(cluster: Clust
     await reader
     assert (delivered.answered, delivered.lost) == (120, 0)
     assert delivered.statuses["503"] > 0  # the outage was seen, and answered as SPEC says
-    assert await cluster.readable_within({r["id"] for r in records}, 10), await _why(cluster)
+    assert await cluster.readable_within({r["id"] for r in records}, 30), await _why(cluster)
     assert await cluster.ready(cluster.api, 10)
     assert await cluster.ready(cluster.webhook, 10)
     assert _pids(cluster) == before  # the same processes throughout
@@ -67,7 +67,8 @@ async def test_redis_away_for_ten_seconds_loses_no_webhook(cluster: Cluster) -> 
     delivered = await storm
     await reader
     assert (delivered.answered, delivered.redelivered, delivered.lost) == (100, 0, 0)
-    assert cluster.worker.alive and cluster.worker.popen.pid == worker
+    assert cluster.worker.alive
+    assert cluster.worker.popen.pid == worker
     assert await cluster.readable_within({r["id"] for r in records}, 30), await _why(cluster)
     assert set(reads.statuses) == {"200 cache"}, reads.statuses
     assert {e["status"] for e in await cluster.events()} == {"done"}
