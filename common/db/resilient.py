@@ -61,9 +61,10 @@ def is_outage(exc: BaseException) -> bool:
     """True when an error means the database could not be reached or the connection was lost."""
     if isinstance(exc, DatabaseUnavailable | PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            return True
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return True
     # SQLAlchemy wraps the driver's error (orig), which wraps asyncpg's own (its cause).
     seen: BaseException | None = exc
     for _ in range(4):

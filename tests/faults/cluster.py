@@ -116,11 +116,16 @@ class Cluster:
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
     async def deliver(
-        self, records: list[dict[str, Any]], rate: float, window: float = 120.0
+        self,
+        records: list[dict[str, Any]],
+        rate: float,
+        window: float = 120.0,
+        out: Deliveries | None = None,
     ) -> Deliveries:
         """Send one `sleep.updated` per record at `rate` a second, each delivered again after
-        a 503 or no answer, until answered 204 or `window` seconds have passed."""
-        out = Deliveries()
+        a 503 or no answer, until answered 204 or `window` seconds have passed (counted into
+        `out` as they happen)."""
+        out = Deliveries() if out is None else out
         began = time.monotonic()
 
         async def one(n: int, record: dict[str, Any]) -> None:
