@@ -31,11 +31,7 @@ __all__ = ["SyncContext", "build_context", "engine_for"]
 def engine_for(settings: Settings) -> AsyncEngine:
     """The process's engine; PostgreSQL connects with a bounded timeout so outages fail fast."""
     if settings.is_postgres:
-        # A statement that gets no answer (a connection half-open across a restart) fails after
-        # `command_timeout` instead of holding its job and its pooled connection for good.
-        return create_engine(
-            settings.database_url, connect_args={"timeout": 5, "command_timeout": 5}
-        )
+        return create_engine(settings.database_url, connect_args={"timeout": 5})
     return create_engine(settings.database_url)
 
 

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from common.queue import InProcessQueue
 from common.ratelimit import LocalRateLimiter, Priority
-from common.sync.inbox import PROCESS_EVENT
+from common.sync.inbox import PROCESS_EVENT, resume_pending
 from common.sync.jobs import EVENT_TRIES, JOBS, reconcile_users, sweep_inbox
 from common.types import EventStatus
 from common.whoop.client import WhoopClient
@@ -128,3 +128,21 @@ async def test_every_event_is_processed_after_a_long_whoop_outage(pipe: Pipeline
         await queue.close()
     assert {status for status, _ in outcomes} == {EventStatus.DONE.value}
     assert all(attempts <= EVENT_TRIES for _, attempts in outcomes)
+
+
+async def test_events_the_in_process_queue_held_at_a_stop_are_handed_on_at_the_next_start(
+    pipe: Pipeline,
+) -> None:
+    first = InProcessQueue(JOBS, {"sync": pipe.ctx})  # never started: stopped before running
+    pipe.use_queue(first)
+    await _post_sleeps(pipe, 3)
+    await first.close()
+    assert {e.status for e in await pipe.events()} == {EventStatus.PENDING.value}
+    second = InProcessQueue(JOBS, {"sync": pipe.ctx})
+    second.start()
+    try:
+        assert await resume_pending(second, pipe.ctx.session_factory) == 3
+        await second.join()
+    finally:
+        await second.close()
+    assert {e.status for e in await pipe.events()} == {EventStatus.DONE.value}
