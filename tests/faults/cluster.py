@@ -214,6 +214,16 @@ class Cluster:
             await asyncio.sleep(0.1)
         return False
 
+    async def settled_within(self, count: int, limit: float) -> bool:
+        """True once `count` events are recorded and none is pending, False after `limit` s."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            events = await self.events()
+            if len(events) == count and all(e["status"] != "pending" for e in events):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
     async def events(self) -> list[asyncpg.Record]:
         """Every inbox row: status, attempts, record id."""
         connection = await asyncpg.connect(self.pg.dsn)

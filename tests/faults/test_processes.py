@@ -70,7 +70,8 @@ async def test_redis_away_for_ten_seconds_loses_no_webhook(cluster: Cluster) -> 
     assert cluster.worker.alive
     assert cluster.worker.popen.pid == worker
     assert await cluster.readable_within({r["id"] for r in records}, 30), await _why(cluster)
-    assert set(reads.statuses) == {"200 cache"}, reads.statuses
+    # From the cache, or refreshed at WHOOP when a refresh was due: never an error.
+    assert {status.split()[0] for status in reads.statuses} == {"200"}, reads.statuses
     assert {e["status"] for e in await cluster.events()} == {"done"}
 
 
@@ -86,6 +87,7 @@ async def test_a_worker_killed_mid_storm_leaves_every_event_processed_once(
     delivered = await storm
     assert (delivered.answered, delivered.lost) == (100, 0)
     assert await cluster.readable_within({r["id"] for r in records}, 60), await _why(cluster)
+    assert await cluster.settled_within(100, 60), await _why(cluster)
     events = await cluster.events()
     assert len(events) == 100
     assert {e["status"] for e in events} == {"done"}
