@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: install run test lint format migrate bench services clean
+.PHONY: install run test lint format migrate bench soak services clean
 
 $(BIN)/uv:
 	@$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ format: install
 
 bench: install services
 	@$(BIN)/python -m bench
+
+# Bounded (about ten minutes): 10,000 webhooks with a PostgreSQL restart, a Redis restart and a
+# worker SIGKILL, on private servers; figures in bench/results/soak.json.
+soak: install
+	@$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,11 +61,19 @@ def is_outage(exc: BaseException) -> bool:
     """True when an error means the database could not be reached or the connection was lost."""
     if isinstance(exc, DatabaseUnavailable | PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return True
+    # SQLAlchemy wraps the driver's error (orig), which wraps asyncpg's own (its cause).
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if _driver_outage(seen):
             return True
-        return exc.orig is not None and _driver_outage(exc.orig)
-    return _driver_outage(exc)
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 async def driver_call(connection: AsyncConnection, method: str, sql: str, *args: Any) -> Any:

@@ -50,6 +50,8 @@ class SyncContext:
     oauth: OAuthClient
     whoop: WhoopClient
     _owned: list[Any] = field(default_factory=list, repr=False)
+    # The event leases this process keeps renewed (common.sync.jobs.LeaseKeeper), made on first use.
+    leases: Any = field(default=None, repr=False)
 
     def tokens(self, user_id: uuid.UUID) -> TokenSource:
         """The token source of one user's connection."""

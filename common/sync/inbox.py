@@ -82,10 +82,10 @@ class Inbox:
             event.attempts,
         )
 
-    async def extend(self, event_id: int, holder: str, lease_seconds: float) -> None:
-        """Extend the lease of the job still working on an event."""
+    async def extend_all(self, held: dict[int, str], lease_seconds: float) -> None:
+        """Extend the leases of the jobs still working on events ({event id: holder})."""
         until = utcnow() + timedelta(seconds=lease_seconds)
-        await self.events.extend_lease(event_id, holder, until)
+        await self.events.extend_leases(held, until)
 
     async def release(self, event_id: int, holder: str) -> None:
         """Give an event back at once (its job was stopped); the next sweep or start takes it."""

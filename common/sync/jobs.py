@@ -11,7 +11,6 @@ it as `failed` with its error, visible and replayable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,31 +66,47 @@ async def _claim(sync: SyncContext, event_id: int, holder: str) -> ClaimedEvent 
     return claimed
 
 
-@asynccontextmanager
-async def _lease_kept(sync: SyncContext, event_id: int, holder: str) -> AsyncIterator[None]:
-    """Renew the event's lease every third of it while the job runs."""
-    lease = sync.settings.inbox_lease_seconds
-    stop = asyncio.Event()
+class LeaseKeeper:
+    """Renews the leases of every event this process works on, in one statement per period:
+    a connection per running job for its renewals would drain the pool under load."""
 
-    async def renew() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), lease / 3)
-                return
+    def __init__(self, sync: SyncContext) -> None:
+        self.sync = sync
+        self.held: dict[int, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def keep(self, event_id: int, holder: str) -> AsyncIterator[None]:
+        """Keep the event's lease while the block runs."""
+        self.held[event_id] = holder
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._renew())
+        try:
+            yield
+        finally:
+            self.held.pop(event_id, None)
+
+    async def _renew(self) -> None:
+        lease = self.sync.settings.inbox_lease_seconds
+        while self.held:
+            await asyncio.sleep(lease / 3)
+            held = dict(self.held)
+            if not held:
+                continue
             try:
-                async with sync.session_factory() as session:
-                    await Inbox(session).extend(event_id, holder, lease)
+                async with self.sync.session_factory() as session:
+                    await Inbox(session).extend_all(held, lease)
                     await session.commit()
-            except Exception as exc:  # the database is away: the job's own writes will say so
-                log.warning("event.lease_not_renewed", event_id=event_id, error=type(exc).__name__)
+            except Exception as exc:  # the database is away: the jobs' own writes will say so
+                log.warning("event.leases_not_renewed", count=len(held), error=type(exc).__name__)
 
-    # Stopped, never cancelled: a renewal cut off inside the pool could keep its connection.
-    task = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.shield(task)
+
+def _leases(sync: SyncContext) -> LeaseKeeper:
+    keeper: LeaseKeeper | None = getattr(sync, "leases", None)
+    if keeper is None:
+        keeper = LeaseKeeper(sync)
+        sync.leases = keeper
+    return keeper
 
 
 async def _hold(
@@ -173,7 +188,7 @@ async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str 
     last = job_try >= EVENT_TRIES or claimed.attempts >= POISON_ATTEMPTS
     log_ = log.bind(event_id=event_id, trace_id=claimed.trace_id, event_type=claimed.event_type)
     try:
-        async with _lease_kept(sync, event_id, holder), sync.session_factory() as session:
+        async with _leases(sync).keep(event_id, holder), sync.session_factory() as session:
             outcome = await sync.service(session).handle_event(
                 claimed.event_type,
                 claimed.whoop_user_id,

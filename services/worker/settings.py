@@ -27,7 +27,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     """Build the job context over arq's Redis connection."""
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["sync"] = await build_context(settings, redis=ctx["redis"])
-    ctx["queue"] = ArqQueue(ctx["redis"])
+    # The sweeper and the jobs answer no one: their hand-offs may wait longer than a webhook.
+    ctx["queue"] = ArqQueue(ctx["redis"], timeout=5.0)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

@@ -116,11 +116,16 @@ class Cluster:
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
     async def deliver(
-        self, records: list[dict[str, Any]], rate: float, window: float = 120.0
+        self,
+        records: list[dict[str, Any]],
+        rate: float,
+        window: float = 120.0,
+        out: Deliveries | None = None,
     ) -> Deliveries:
         """Send one `sleep.updated` per record at `rate` a second, each delivered again after
-        a 503 or no answer, until answered 204 or `window` seconds have passed."""
-        out = Deliveries()
+        a 503 or no answer, until answered 204 or `window` seconds have passed (counted into
+        `out` as they happen)."""
+        out = Deliveries() if out is None else out
         began = time.monotonic()
 
         async def one(n: int, record: dict[str, Any]) -> None:
@@ -207,6 +212,16 @@ class Cluster:
                 if (await self.http.get(f"{process.url}/readyz")).status_code == 200:
                     return True
             await asyncio.sleep(0.1)
+        return False
+
+    async def settled_within(self, count: int, limit: float) -> bool:
+        """True once `count` events are recorded and none is pending, False after `limit` s."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            events = await self.events()
+            if len(events) == count and all(e["status"] != "pending" for e in events):
+                return True
+            await asyncio.sleep(0.2)
         return False
 
     async def events(self) -> list[asyncpg.Record]:

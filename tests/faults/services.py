@@ -76,7 +76,7 @@ class PrivatePostgres:
 
     def init(self) -> None:
         """Create the cluster (trust authentication, no fsync: it is thrown away)."""
-        os.chmod(self.directory, 0o777)
+        os.chmod(self.directory, 0o777)  # noqa: S103 - the postgres OS user writes here
         data = self.directory / "data"
         subprocess.run(
             _as_postgres(["initdb", "-D", str(data), "-U", "postgres", "-A", "trust"]),
@@ -90,7 +90,7 @@ class PrivatePostgres:
         argv = ["postgres", "-D", str(self.directory / "data"), "-p", str(self.port)]
         argv += ["-k", str(self.directory), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
         with (self.directory / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - starting a child is instant
                 _as_postgres(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         await wait_for(self._ready, 30, "PostgreSQL accepting connections")
@@ -130,7 +130,7 @@ class PrivateRedis:
         """Start the server and wait until it listens."""
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - starting a child is instant
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         await wait_for(lambda: _port_open(self.port), 15, "Redis listening")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY
 
 from common.queue import InProcessQueue
 from common.ratelimit import LocalRateLimiter, Priority
-from common.sync.inbox import PROCESS_EVENT
+from common.sync.inbox import PROCESS_EVENT, resume_pending
 from common.sync.jobs import EVENT_TRIES, JOBS, reconcile_users, sweep_inbox
 from common.types import EventStatus
 from common.whoop.client import WhoopClient
@@ -32,6 +33,14 @@ def _queue(pipe: Pipeline, client: WhoopClient) -> InProcessQueue:
     queue.every(1.0, reconcile_users, timeout=30, name="reconcile")
     pipe.use_queue(queue)
     return queue
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.1)
 
 
 def _parked() -> float:
@@ -111,9 +120,7 @@ async def test_every_event_is_processed_after_a_long_whoop_outage(pipe: Pipeline
         await _post_sleeps(pipe, 10)
         # The outage outlasts every event's tries (ten minutes at the scaled back-off): each is
         # parked, given back by the reconciliation pass, and parked again while it lasts.
-        async with asyncio.timeout(60):
-            while _parked() - parked_before < 10:
-                await asyncio.sleep(0.1)
+        await _until(lambda: _parked() - parked_before >= 10)
         assert {e.status for e in await pipe.events()} == {EventStatus.PENDING.value}
         await pipe.http.delete(f"{pipe.sim.base_url}{FAULTS}")  # WHOOP is back
         outcomes = await _settled(pipe, 10)
@@ -121,3 +128,21 @@ async def test_every_event_is_processed_after_a_long_whoop_outage(pipe: Pipeline
         await queue.close()
     assert {status for status, _ in outcomes} == {EventStatus.DONE.value}
     assert all(attempts <= EVENT_TRIES for _, attempts in outcomes)
+
+
+async def test_events_the_in_process_queue_held_at_a_stop_are_handed_on_at_the_next_start(
+    pipe: Pipeline,
+) -> None:
+    first = InProcessQueue(JOBS, {"sync": pipe.ctx})  # never started: stopped before running
+    pipe.use_queue(first)
+    await _post_sleeps(pipe, 3)
+    await first.close()
+    assert {e.status for e in await pipe.events()} == {EventStatus.PENDING.value}
+    second = InProcessQueue(JOBS, {"sync": pipe.ctx})
+    second.start()
+    try:
+        assert await resume_pending(second, pipe.ctx.session_factory) == 3
+        await second.join()
+    finally:
+        await second.close()
+    assert {e.status for e in await pipe.events()} == {EventStatus.DONE.value}

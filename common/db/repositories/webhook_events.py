@@ -56,13 +56,17 @@ class WebhookEventRepository:
         )
         return taken.scalar_one_or_none() is not None
 
-    async def extend_lease(self, event_id: int, holder: str, until: datetime) -> None:
-        """Push the lease of a running job further (only while it still holds it)."""
-        await self.session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id == event_id, WebhookEvent.claimed_by == holder)
-            .values(claimed_until=until)
-        )
+    async def extend_leases(self, held: dict[int, str], until: datetime) -> None:
+        """Push the leases of running jobs further ({event id: holder}), only where still held."""
+        if held:
+            await self.session.execute(
+                update(WebhookEvent)
+                .where(
+                    WebhookEvent.id.in_(list(held)),
+                    WebhookEvent.claimed_by.in_(list(held.values())),
+                )
+                .values(claimed_until=until)
+            )
 
     async def release(self, event_id: int, holder: str) -> None:
         """End `holder`'s lease now (its job was stopped before it finished)."""

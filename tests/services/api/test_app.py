@@ -21,9 +21,10 @@ from jwt.algorithms import RSAAlgorithm
 from openapi_schema_validator import OAS31Validator
 
 from common.auth import mint_token
-from common.config import Settings
+from common.config import ConfigError, Settings
 from common.db.repositories import ConnectionRepository
 from common.types import ConnectionStatus, DataType, SyncStatus
+from services.api.app import create_app
 from tests.services.api.conftest import (
     SECRET,
     WHOOP,
@@ -78,17 +79,24 @@ async def test_every_route_refuses_bad_bearer(
 
 
 @pytest.fixture
-async def jwks_client(pg_url: str, redis: aioredis.Redis) -> AsyncIterator[tuple[Any, Any]]:
+async def jwks_client(
+    pg_url: str, redis_url: str, redis: aioredis.Redis
+) -> AsyncIterator[tuple[Any, Any]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = {**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1", "alg": "RS256"}
     jwks_url = "https://auth.test/.well-known/jwks.json"
-    settings = make_settings(pg_url, None, jwt_secret=None, jwt_jwks_url=jwks_url)
+    settings = make_settings(pg_url, redis_url, jwt_secret=None, jwt_jwks_url=jwks_url)
     with respx.mock(assert_all_called=False) as router:
         router.get(jwks_url).respond(json={"keys": [jwk]})
         async for app in running(settings):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
                 yield c, key
+
+
+async def test_the_api_refuses_to_start_without_redis(pg_url: str) -> None:
+    with pytest.raises(ConfigError, match="WHOOPSYNC_REDIS_URL"):
+        create_app(make_settings(pg_url, None))
 
 
 async def test_rs256_tokens_are_checked_against_the_jwks(jwks_client: tuple[Any, Any]) -> None:

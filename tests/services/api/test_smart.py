@@ -278,10 +278,10 @@ async def test_reads_are_counted_by_type_and_source(
     assert 'whoopsync_reads_total{data_type="cycle",source="cache"}' in metrics.text
 
 
-async def test_reads_work_on_the_embedded_sqlite_backend(
-    sqlite_url: str, whoop: respx.MockRouter
+async def test_reads_work_on_the_sqlite_backend(
+    sqlite_url: str, redis_url: str, whoop: respx.MockRouter
 ) -> None:
-    settings = make_settings(sqlite_url, None)
+    settings = make_settings(sqlite_url, redis_url)
     async for app in running(settings):
         user, whoop_user = await connect_user(app)
         route = mock_collection(whoop, DataType.WORKOUT, objects(DataType.WORKOUT, whoop_user, 2))

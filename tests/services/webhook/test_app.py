@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.config import Settings
+from common.config import ConfigError, Settings
 from common.db.models import WebhookEvent
 from common.types import EventStatus
 from services.simulator.server import free_port
@@ -180,6 +180,11 @@ async def test_accepts_a_body_just_under_64_kib(http: httpx.AsyncClient) -> None
     raw, headers = signed(body)
     assert len(raw) == 64 * 1024
     assert (await http.post(PATH, content=raw, headers=headers)).status_code == 204
+
+
+def test_refuses_to_start_without_redis(pg_url: str) -> None:
+    with pytest.raises(ConfigError, match="WHOOPSYNC_REDIS_URL"):
+        create_app(make_settings(pg_url, None, "http://127.0.0.1:9"))
 
 
 async def test_answers_503_when_the_event_cannot_be_recorded(redis_url: str) -> None:
