@@ -195,7 +195,7 @@ def cluster() -> Iterator[Cluster]:
         group.stop_all()
 
 
-async def wait_http(proc: Proc, path: str = "/healthz", limit: float = 30.0) -> None:
+async def wait_http(proc: Proc, path: str = "/healthz", limit: float = 120.0) -> None:
     """Wait until the process answers 2xx on `path` (or die trying, with its log)."""
     deadline = time.monotonic() + limit
     async with httpx.AsyncClient(timeout=2.0) as client:
