@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         jobs = _Jobs(settings, ctx)
         try:
             jobs.start()
+            ctx.feed.use_queue(jobs.queue)
             app.state.context = ctx
             app.state.redis = ctx.redis
             app.state.api = build_api_state(settings, ctx, jobs.queue)

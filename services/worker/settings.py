@@ -28,6 +28,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["sync"] = await build_context(settings, redis=ctx["redis"])
     ctx["queue"] = ArqQueue(ctx["redis"])
+    ctx["sync"].feed.use_queue(ctx["queue"])
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

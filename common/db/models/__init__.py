@@ -2,12 +2,24 @@
 
 from common.db.models.base import Base
 from common.db.models.connection import OAuthState, WhoopConnection
+from common.db.models.feed import (
+    AppDelivery,
+    AppDeliveryAttempt,
+    Change,
+    ChangeHorizon,
+    ChangeOutbox,
+)
 from common.db.models.records import Cycle, Recovery, Sleep, Workout
 from common.db.models.sync import SyncAttempt, SyncLog
 from common.db.models.webhook import WebhookEvent
 
 __all__ = [
+    "AppDelivery",
+    "AppDeliveryAttempt",
     "Base",
+    "Change",
+    "ChangeHorizon",
+    "ChangeOutbox",
     "Cycle",
     "OAuthState",
     "Recovery",

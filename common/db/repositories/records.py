@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.db.models import Cycle, Recovery, Sleep, Workout
 from common.db.models.records import RecordMixin
 from common.db.repositories.base import dialect_insert
+from common.db.repositories.changes import ChangeRecorder
 from common.db.types import utcnow
 from common.types import DataType, UpsertResult
 
@@ -167,29 +168,35 @@ class RecordRepository:
         ).returning(table.c[self.kind.key], table.c.version)
         for key, version in (await self.session.execute(stmt)).all():
             summary.results[key] = UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
+        written = [newest[k] for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
+        await ChangeRecorder(self.session).upserted(
+            self.kind.data_type, user_id, self.kind.key, written
+        )
         return summary
+
+    async def _delete(self, user_id: uuid.UUID, *clauses: ColumnElement[bool]) -> int:
+        """Delete this user's matching rows, recording each as a change; how many went."""
+        table = self.kind.table
+        stmt = delete(table).where(*clauses, table.c.user_id == user_id)
+        rows = (
+            await self.session.execute(stmt.returning(table.c[self.kind.key], table.c.whoop_user_id))
+        ).all()
+        await ChangeRecorder(self.session).deleted(
+            self.kind.data_type, user_id, [(key, whoop_user) for key, whoop_user in rows]
+        )
+        return len(rows)
 
     async def delete(self, user_id: uuid.UUID, key: Any) -> int:
         """Remove one record of this user; returns how many rows went."""
-        table = self.kind.table
-        result = await self.session.execute(
-            delete(table).where(table.c[self.kind.key] == key, table.c.user_id == user_id)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return await self._delete(user_id, self.kind.table.c[self.kind.key] == key)
 
     async def delete_where(self, user_id: uuid.UUID, column: str, value: Any) -> int:
         """Remove this user's records whose `column` equals `value` (a sleep's recovery)."""
-        table = self.kind.table
-        result = await self.session.execute(
-            delete(table).where(table.c[column] == value, table.c.user_id == user_id)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return await self._delete(user_id, self.kind.table.c[column] == value)
 
     async def delete_all(self, user_id: uuid.UUID) -> int:
         """Remove every record of this user (purge)."""
-        table = self.kind.table
-        result = await self.session.execute(delete(table).where(table.c.user_id == user_id))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return await self._delete(user_id)
 
     def _window(
         self, user_id: uuid.UUID, start: datetime | None, end: datetime | None
