@@ -2,16 +2,18 @@
 signed per Standard Webhooks, at least once, in order per user.
 
 A user's pushes form a queue ordered by change number; one job at a time (a lock per user, across
-processes) sends its head, and a later push waits until the one before it was answered 2xx or its
+processes, that dies with its holder's database connection) sends its head, and a later push waits until the one before it was answered 2xx or its
 day of retries ran out. Every attempt is recorded. The `webhook-id` is the same on every attempt of
 a change, so a receiver can drop a push it already has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from common.db.models import Change
+from common.db.models import AppDelivery, Change
 from common.db.repositories.deliveries import DeliveryRepository
 from common.db.types import utcnow
 from common.feed.cursor import encode
@@ -41,6 +45,8 @@ POST_TIMEOUT = 10.0
 # stays well above it, so two jobs never send one user's pushes at once).
 JOB_BUDGET = 30.0
 LEASE = JOB_BUDGET + 2 * POST_TIMEOUT + 10
+# The class half of the two-part advisory lock key of a user's push queue ("push" in ASCII).
+PUSH_LOCK = {"c": 0x70757368}
 
 
 def payload(change: Change) -> bytes:
@@ -102,51 +108,101 @@ async def deliver_user(sync: SyncContext, queue: Queue | None, user_id: uuid.UUI
     settings = sync.settings
     if not settings.app_webhook_url or settings.app_webhook_secret is None:
         return 0
-    try:
-        async with sync.locks.lock(f"app-push:{user_id}", timeout=LEASE, blocking_timeout=LEASE):
-            return await _drain_user(sync, queue, user_id)
-    except LockTimeout:  # another job holds the queue for long: it (or the cron) sends these
-        return 0
+    sent = 0
+    while True:
+        async with _user_queue(sync, user_id) as factory:
+            if factory is None:  # another job sends this user's pushes; it looks again after
+                return sent
+            done, finished = await _drain_user(sync, factory, queue, user_id)
+            sent += done
+        # A job that found the queue held gave up while this one held it: look once more.
+        if not finished or not await _due(sync, user_id):
+            return sent
 
 
-async def _drain_user(sync: SyncContext, queue: Queue | None, user_id: uuid.UUID) -> int:
+@contextlib.asynccontextmanager
+async def _user_queue(
+    sync: SyncContext, user_id: uuid.UUID
+) -> AsyncIterator[async_sessionmaker[AsyncSession] | None]:
+    """Hold the user's push queue: sessions over the connection that holds it, or None if taken.
+
+    On PostgreSQL the hold is a session advisory lock on one connection, which the server drops
+    the moment a killed worker's connection closes: no lease to wait out after a crash. Elsewhere
+    (one process) it is a named lock of the process.
+    """
+    if not sync.settings.is_postgres:
+        try:
+            async with sync.locks.lock(f"app-push:{user_id}", timeout=LEASE, blocking_timeout=0):
+                yield sync.session_factory
+        except LockTimeout:
+            yield None
+        return
+    key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
+    async with sync.engine.connect() as conn:
+        held = await conn.scalar(text("SELECT pg_try_advisory_lock(:c, :k)"), PUSH_LOCK | {"k": key})
+        await conn.commit()
+        if not held:
+            yield None
+            return
+        try:
+            yield async_sessionmaker(bind=conn, expire_on_commit=False)
+        finally:
+            try:
+                await conn.rollback()
+                await conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), PUSH_LOCK | {"k": key})
+                await conn.commit()
+            except Exception:  # the connection is broken: closing it drops the lock
+                await conn.invalidate()
+
+
+async def _due(sync: SyncContext, user_id: uuid.UUID) -> bool:
+    async with sync.session_factory() as session:
+        head = await DeliveryRepository(session).head_of(user_id)
+    return head is not None and head[0].next_attempt_at <= utcnow()
+
+
+async def _drain_user(
+    sync: SyncContext,
+    factory: async_sessionmaker[AsyncSession],
+    queue: Queue | None,
+    user_id: uuid.UUID,
+) -> tuple[int, bool]:
+    """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting)."""
     settings = sync.settings
     assert settings.app_webhook_url is not None and settings.app_webhook_secret is not None
     secret = settings.app_webhook_secret.get_secret_value()
     started, sent = time.monotonic(), 0
     while time.monotonic() - started < JOB_BUDGET:
-        async with sync.session_factory() as session:
+        async with factory() as session:
             head = await DeliveryRepository(session).head_of(user_id)
             await session.commit()
         if head is None:
-            return sent
+            return sent, True
         delivery, change = head
         if delivery.next_attempt_at > utcnow():
-            return sent  # its deferred job, or the due cron, comes back for it
+            return sent, True  # its deferred job, or the due cron, comes back for it
         answer = await post(sync.http, settings.app_webhook_url, secret, change)
-        delay = await _note(sync, delivery.change_seq, delivery.attempts, delivery.created_at, change, answer)
+        delay = await _note(factory, delivery, change, answer)
         if answer.ok:
             sent += 1
         elif delay is not None:
             if queue is not None:
                 await _enqueue(queue, user_id, delay)
-            return sent
-    if queue is not None:
+            return sent, True
+    if queue is not None:  # the budget is spent: a fresh job carries on
         await _enqueue(queue, user_id, None)
-    return sent
+    return sent, False
 
 
 async def _note(
-    sync: SyncContext,
-    seq: int,
-    attempts: int,
-    queued_at: datetime,
+    factory: async_sessionmaker[AsyncSession],
+    delivery: AppDelivery,
     change: Change,
     answer: Answer,
 ) -> float | None:
     """Record the attempt and its consequence; the delay before a retry, or None."""
-    now = utcnow()
-    async with sync.session_factory() as session:
+    now, seq = utcnow(), delivery.change_seq
+    async with factory() as session:
         repo = DeliveryRepository(session)
         await repo.record_attempt(
             seq,
@@ -158,10 +214,10 @@ async def _note(
         delay: float | None = None
         if answer.ok:
             await repo.delivered(seq)
-        elif now - queued_at >= RETRY_FOR:
+        elif now - delivery.created_at >= RETRY_FOR:
             await repo.give_up(seq)
         else:
-            delay = retry_delay(attempts + 1)
+            delay = retry_delay(delivery.attempts + 1)
             await repo.retry_at(seq, now + timedelta(seconds=delay))
         await session.commit()
     if answer.ok:
