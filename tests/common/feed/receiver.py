@@ -33,6 +33,7 @@ class Receiver:
     pushes: list[Push] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     hold: asyncio.Event | None = None
+    incoming: int = 0
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def wait_for(self, count: int, timeout: float = 60.0) -> list[Push]:  # noqa: ASYNC109
@@ -53,6 +54,7 @@ async def serve_receiver() -> AsyncIterator[Receiver]:
 
     async def push(request: Request) -> Response:
         body = await request.body()
+        receiver.incoming += 1
         if receiver.hold is not None:
             await receiver.hold.wait()
         code = receiver.answers.pop(0) if receiver.answers else 204
