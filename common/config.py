@@ -101,7 +101,9 @@ class Settings(BaseSettings):
             return self
         secret = self.app_webhook_secret.get_secret_value() if self.app_webhook_secret else ""
         try:
-            ok = secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) > 0
+            ok = (
+                secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) > 0
+            )
         except (binascii.Error, ValueError):
             ok = False
         if not ok:

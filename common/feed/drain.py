@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.db.repositories.changes import ChangeRepository, Numbered
 from common.db.types import utcnow
-from common.metrics import CHANGES_NUMBERED, FEED_LAG
 from common.feed.notify import ChangeNotifier
+from common.metrics import CHANGES_NUMBERED, FEED_LAG
 
 log = structlog.get_logger(__name__)
 

@@ -70,9 +70,7 @@ class ChangeNotifier:
         if self._publisher is None:
             self._publisher = Redis.from_url(self.redis_url, socket_timeout=2.0)
         try:
-            await self._publisher.publish(
-                CHANNEL, orjson.dumps(sorted(str(u) for u in user_ids))
-            )
+            await self._publisher.publish(CHANNEL, orjson.dumps(sorted(str(u) for u in user_ids)))
         except Exception as exc:  # Redis away: readers elsewhere look again at their heartbeat
             log.warning("feed.publish_failed", error=type(exc).__name__)
 

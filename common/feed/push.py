@@ -139,7 +139,9 @@ async def _user_queue(
         return
     key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
     async with sync.engine.connect() as conn:
-        held = await conn.scalar(text("SELECT pg_try_advisory_lock(:c, :k)"), PUSH_LOCK | {"k": key})
+        held = await conn.scalar(
+            text("SELECT pg_try_advisory_lock(:c, :k)"), PUSH_LOCK | {"k": key}
+        )
         await conn.commit()
         if not held:
             yield None
@@ -149,7 +151,9 @@ async def _user_queue(
         finally:
             try:
                 await conn.rollback()
-                await conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), PUSH_LOCK | {"k": key})
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:c, :k)"), PUSH_LOCK | {"k": key}
+                )
                 await conn.commit()
             except Exception:  # the connection is broken: closing it drops the lock
                 await conn.invalidate()
@@ -169,7 +173,8 @@ async def _drain_user(
 ) -> tuple[int, bool]:
     """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting)."""
     settings = sync.settings
-    assert settings.app_webhook_url is not None and settings.app_webhook_secret is not None
+    assert settings.app_webhook_url is not None
+    assert settings.app_webhook_secret is not None
     secret = settings.app_webhook_secret.get_secret_value()
     started, sent = time.monotonic(), 0
     while time.monotonic() - started < JOB_BUDGET:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import AppDelivery, AppDeliveryAttempt, Change
@@ -87,7 +87,7 @@ class DeliveryRepository:
 
     async def reopen(self, *, since: datetime | None, status: str | None) -> list[uuid.UUID]:
         """Make matching pushes pending again, due now, with a fresh day of retries; the users."""
-        clauses = []
+        clauses: list[ColumnElement[bool]] = []
         if since is not None:
             changed = select(Change.seq).where(Change.changed_at >= since)
             clauses.append(AppDelivery.change_seq.in_(changed.scalar_subquery()))

@@ -179,7 +179,9 @@ class RecordRepository:
         table = self.kind.table
         stmt = delete(table).where(*clauses, table.c.user_id == user_id)
         rows = (
-            await self.session.execute(stmt.returning(table.c[self.kind.key], table.c.whoop_user_id))
+            await self.session.execute(
+                stmt.returning(table.c[self.kind.key], table.c.whoop_user_id)
+            )
         ).all()
         await ChangeRecorder(self.session).deleted(
             self.kind.data_type, user_id, [(key, whoop_user) for key, whoop_user in rows]

@@ -46,10 +46,13 @@ async def test_insert_update_and_delete_each_record_one_change(any_session: Asyn
         ("sleep", "upserted", obj["id"]),
         ("sleep", "deleted", obj["id"]),
     ]
-    assert changes[0].data is not None and '"SCORED"' in changes[0].data
-    assert changes[1].data is not None and '"PENDING_SCORE"' in changes[1].data
+    assert changes[0].data is not None
+    assert '"SCORED"' in changes[0].data
+    assert changes[1].data is not None
+    assert '"PENDING_SCORE"' in changes[1].data
     assert changes[1].updated_at == T0 + timedelta(hours=10)
-    assert changes[2].data is None and changes[2].updated_at is None
+    assert changes[2].data is None
+    assert changes[2].updated_at is None
     assert changes[0].seq < changes[1].seq < changes[2].seq
 
 

@@ -69,7 +69,7 @@ async def serve_receiver() -> AsyncIterator[Receiver]:
     receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/push"
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
         await asyncio.sleep(0.01)
     try:
         yield receiver

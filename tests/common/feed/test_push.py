@@ -109,8 +109,9 @@ async def test_a_refused_push_is_retried_and_later_pushes_wait_for_it(pushing: P
     got = [(p.answered, verified(p)) for p in pushing.receiver.pushes]
     assert [code for code, _ in got] == [500, 204, 204, 204]
     assert got[0][1] == got[1][1]  # the same change again, first
-    assert pushing.receiver.pushes[0].headers["webhook-id"] == (
-        pushing.receiver.pushes[1].headers["webhook-id"]
+    assert (
+        pushing.receiver.pushes[0].headers["webhook-id"]
+        == (pushing.receiver.pushes[1].headers["webhook-id"])
     )
     assert [body["record"] for _, body in got[1:]] == objs
     first = decode(got[0][1]["cursor"])
@@ -124,4 +125,6 @@ async def test_a_refused_push_is_retried_and_later_pushes_wait_for_it(pushing: P
         ).all()
         delivery = await session.get(AppDelivery, first)
     assert [tuple(a) for a in attempts] == [("failed", 500), ("ok", 204)]
-    assert delivery is not None and delivery.status == "delivered" and delivery.attempts == 2
+    assert delivery is not None
+    assert delivery.status == "delivered"
+    assert delivery.attempts == 2

@@ -71,14 +71,16 @@ async def test_pages_follow_cursors_oldest_first(
     changes = await _all(feed_client, user, limit=2)
     assert [c["id"] for c in changes] == [s["id"] for s in sleeps] + [w["id"] for w in workouts]
     first = changes[0]
-    assert first["data_type"] == "sleep" and first["action"] == "upserted"
+    assert first["data_type"] == "sleep"
+    assert first["action"] == "upserted"
     assert first["record"] == sleeps[0]
     assert datetime.fromisoformat(first["updated_at"]) == datetime.fromisoformat(
         sleeps[0]["updated_at"]
     )
     assert datetime.fromisoformat(first["changed_at"]).tzinfo is not None
     seqs = [decode(c["cursor"]) for c in changes]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 7
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 7
 
 
 async def test_next_cursor_of_a_short_page_yields_only_later_changes(
@@ -87,7 +89,8 @@ async def test_next_cursor_of_a_short_page_yields_only_later_changes(
     user = uuid.uuid4()
     await _write(feed_app, user, DataType.WORKOUT, objects(DataType.WORKOUT, 77, 1))
     body = (await feed_client.get("/api/v1/smart/changes", headers=auth(user))).json()
-    assert len(body["changes"]) == 1 and body["has_more"] is False
+    assert len(body["changes"]) == 1
+    assert body["has_more"] is False
     again = await feed_client.get(
         "/api/v1/smart/changes", params={"cursor": body["next_cursor"]}, headers=auth(user)
     )
@@ -153,4 +156,3 @@ async def test_cursor_older_than_retention_is_410(
 async def test_changes_need_a_bearer(feed_client: httpx.AsyncClient) -> None:
     answer = await feed_client.get("/api/v1/smart/changes", params={"cursor": encode(0)})
     assert answer.status_code == 401
-

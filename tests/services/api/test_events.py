@@ -39,7 +39,7 @@ async def api_server(app: FastAPI) -> AsyncIterator[str]:
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -133,19 +133,17 @@ async def test_another_users_changes_are_not_streamed(
     two_apis: list[str], writer: SyncContext
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    async with httpx.AsyncClient(timeout=60) as http:
-        async with http.stream(
-            "GET", f"{two_apis[0]}/api/v1/smart/events", headers=auth(alice)
-        ) as stream:
-            await write(writer, bob, samples.workout(start=T0))
-            await write(writer, alice, samples.workout(start=T0 + timedelta(hours=1)))
-            got = await EventReader(stream).take(1)
+    async with (
+        httpx.AsyncClient(timeout=60) as http,
+        http.stream("GET", f"{two_apis[0]}/api/v1/smart/events", headers=auth(alice)) as stream,
+    ):
+        await write(writer, bob, samples.workout(start=T0))
+        await write(writer, alice, samples.workout(start=T0 + timedelta(hours=1)))
+        got = await EventReader(stream).take(1)
     assert orjson.loads(got[0]["data"])["record"]["start"] == samples.iso(T0 + timedelta(hours=1))
 
 
-@pytest.mark.parametrize(
-    ("last_event_id", "status"), [("garbage", 422), (encode(0) + "x", 422)]
-)
+@pytest.mark.parametrize(("last_event_id", "status"), [("garbage", 422), (encode(0) + "x", 422)])
 async def test_a_malformed_last_event_id_is_refused(
     two_apis: list[str], last_event_id: str, status: int
 ) -> None:

@@ -26,9 +26,7 @@ async def test_a_webhooks_new_sleep_reaches_the_change_feed_and_a_live_reader(
 
     async def backfill_seen() -> bool:
         # The backfill runs as a job: its sleeps arrive after the connect.
-        backfilled.update(
-            (await served.http.get(f"{base}/changes?limit=500", headers=auth)).json()
-        )
+        backfilled.update((await served.http.get(f"{base}/changes?limit=500", headers=auth)).json())
         return any(c["data_type"] == "sleep" for c in backfilled["changes"])
 
     await eventually(backfill_seen)
