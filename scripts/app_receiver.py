@@ -6,6 +6,7 @@ python scripts/app_receiver.py PORT   (the secret comes from WHOOPSYNC_APP_WEBHO
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,7 @@ HOOK = Webhook(os.environ["WHOOPSYNC_APP_WEBHOOK_SECRET"])
 class Receiver(BaseHTTPRequestHandler):
     """POST /push: 204 when the signature holds, 401 otherwise."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         try:
             push = HOOK.verify(body, dict(self.headers.items()))
@@ -36,13 +37,11 @@ class Receiver(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the verified pushes are the output."""
 
 
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass

@@ -48,9 +48,9 @@ def settings() -> dict[str, str]:
             "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
     if "WHOOPSYNC_APP_WEBHOOK_SECRET" not in saved:  # a demo.json from before pushes
-        saved["WHOOPSYNC_APP_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(
-            secrets.token_bytes(24)
-        ).decode()
+        saved["WHOOPSYNC_APP_WEBHOOK_SECRET"] = (
+            "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        )
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)
     return {

@@ -41,9 +41,12 @@ class Drainer:
         self.on_numbered: OnNumbered | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._closed = False
 
     def request(self) -> None:
         """Drain soon, in a task of this process's loop (coalesced with a drain under way)."""
+        if self._closed:  # shutting down: the periodic drain of another process numbers it
+            return
         if self._task is not None and not self._task.done():
             self._again = True
             return
@@ -91,5 +94,6 @@ class Drainer:
 
     async def aclose(self) -> None:
         """Wait for a drain under way (its changes are committed or not, never half)."""
+        self._closed = True
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)

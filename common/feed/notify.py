@@ -30,11 +30,12 @@ class ChangeNotifier:
         self._listener: asyncio.Task[None] | None = None
         self._publisher: Redis | None = None
         self._listening = asyncio.Event()
+        self._closed = False
 
     @contextlib.contextmanager
     def subscribe(self, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
         """An event set whenever changes of this user are numbered (clear it before each look)."""
-        if self.redis_url and self._listener is None:
+        if self.redis_url and self._listener is None and not self._closed:
             self._listener = asyncio.create_task(self._listen(self.redis_url))
         event = asyncio.Event()
         self._waiters.setdefault(user_id, set()).add(event)
@@ -65,7 +66,7 @@ class ChangeNotifier:
     async def publish(self, user_ids: set[uuid.UUID]) -> None:
         """Wake readers here and, with Redis, in every other process."""
         self.wake(user_ids)
-        if not self.redis_url or not user_ids:
+        if not self.redis_url or not user_ids or self._closed:
             return
         if self._publisher is None:
             self._publisher = Redis.from_url(self.redis_url, socket_timeout=2.0)
@@ -98,6 +99,7 @@ class ChangeNotifier:
 
     async def aclose(self) -> None:
         """Stop listening and close the connections."""
+        self._closed = True
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
