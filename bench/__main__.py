@@ -25,6 +25,7 @@ SCENARIOS: dict[int, tuple[str, str]] = {
     3: ("bench.scenarios.freshness", "Freshness lag"),
     4: ("bench.scenarios.economy", "Upstream economy"),
     5: ("bench.scenarios.backfill", "Backfill at the ceiling"),
+    7: ("bench.scenarios.feed", "Change feed"),
 }
 # 6 (memory) is measured inside every other one: peak RSS of each process under its load.
 
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: sorted({int(n) for n in s.split(",") if n.strip()}),
         default=sorted(SCENARIOS),
-        help="comma-separated measurement numbers (1-5; 6, memory, is part of each)",
+        help="comma-separated measurement numbers (1-5, 7; 6, memory, is part of each)",
     )
     parser.add_argument("--quick", action="store_true", help="short, small runs for development")
     return parser.parse_args(argv)

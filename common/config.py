@@ -7,7 +7,7 @@ import binascii
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.types import DataType
@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     whoop_rate_limit_per_day: int = Field(10000, gt=0)
     webhook_tolerance_seconds: int = Field(300, gt=0)
     log_format: Literal["json", "console", "auto"] = "auto"
+    app_webhook_url: str | None = None
+    app_webhook_secret: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -91,6 +93,33 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("app_webhook_url")
+    @classmethod
+    def _app_webhook_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _app_webhook_secret(self) -> Settings:
+        if self.app_webhook_url is None:
+            return self
+        secret = self.app_webhook_secret.get_secret_value() if self.app_webhook_secret else ""
+        try:
+            ok = (
+                secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) > 0
+            )
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(
+                "WHOOPSYNC_APP_WEBHOOK_SECRET must be whsec_ followed by base64 when "
+                "WHOOPSYNC_APP_WEBHOOK_URL is set"
+            )
+        return self
+
     @property
     def is_postgres(self) -> bool:
         """True when the database is PostgreSQL (the production backend)."""
@@ -113,7 +142,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = f"{ENV_PREFIX}{str(first['loc'][0]).upper()}" if first["loc"] else ENV_PREFIX
+        if not first["loc"]:  # a check across settings names its variables itself
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from None
+        name = f"{ENV_PREFIX}{str(first['loc'][0]).upper()}"
         raise ConfigError(f"{name} is malformed: {first['msg']}") from None
 
 

@@ -54,3 +54,19 @@ RECONCILE_FAILURES = Counter(
     "Users a reconciliation or token pass could not handle (logged, the pass went on), by pass.",
     ["task"],
 )
+CHANGES_NUMBERED = Counter("whoopsync_changes_total", "Changes numbered into the change feed.")
+FEED_LAG = Histogram(
+    "whoopsync_feed_lag_seconds",
+    "From a change committed with its record to the change numbered in the feed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+APP_DELIVERIES = Counter(
+    "whoopsync_app_deliveries_total",
+    "Pushes to the app's backend by outcome (delivered, retried, failed).",
+    ["outcome"],
+)
+APP_DELIVERY_LAG = Histogram(
+    "whoopsync_app_delivery_lag_seconds",
+    "From a change committed to its push acknowledged (2xx) by the app's backend.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)

@@ -7,10 +7,12 @@ Ctrl-C stops everything. Ports: 8001 (whoop-sync) and 8099 (simulator), or DEMO_
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("DEMO_DIR", ROOT / ".run"))
 PORT = int(os.environ.get("DEMO_PORT", "8001"))
 SIM_PORT = int(os.environ.get("DEMO_SIM_PORT", "8099"))
+RECEIVER_PORT = int(os.environ.get("DEMO_RECEIVER_PORT", "0"))  # 0: any free port
 USERS = int(os.environ.get("DEMO_USERS", "3"))
 SCENARIO_SECONDS = os.environ.get("DEMO_SCENARIO_SECONDS", "10")
 CLI = str(Path(sys.executable).with_name("whoop-sync"))
@@ -45,6 +48,10 @@ def settings() -> dict[str, str]:
             "WHOOPSYNC_JWT_SECRET": secrets.token_urlsafe(32),
             "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
+    if "WHOOPSYNC_APP_WEBHOOK_SECRET" not in saved:  # a demo.json from before pushes
+        saved["WHOOPSYNC_APP_WEBHOOK_SECRET"] = (
+            "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        )
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)
     return {
@@ -53,12 +60,23 @@ def settings() -> dict[str, str]:
         "WHOOPSYNC_WHOOP_API_BASE_URL": f"{SIM}/developer",
         "WHOOPSYNC_WHOOP_OAUTH_BASE_URL": f"{SIM}/oauth/oauth2",
         "WHOOPSYNC_WHOOP_REDIRECT_URI": f"{API}/api/v1/whoop/callback",
+        "WHOOPSYNC_APP_WEBHOOK_URL": f"http://127.0.0.1:{receiver_port()}/push",
         "WHOOPSYNC_LOG_FORMAT": os.environ.get("WHOOPSYNC_LOG_FORMAT", "console"),
     }
 
 
+def receiver_port() -> int:
+    """DEMO_RECEIVER_PORT, or a port free now, chosen once."""
+    global RECEIVER_PORT
+    if not RECEIVER_PORT:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            RECEIVER_PORT = sock.getsockname()[1]
+    return RECEIVER_PORT
+
+
 def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """Start the simulator and serve."""
+    """Start the simulator, the app's backend stand-in (prints each verified push) and serve."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | env
     full.pop("WHOOPSYNC_REDIS_URL", None)
     logs = (STATE / "sim.log").open("ab")
@@ -87,7 +105,11 @@ def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         stdout=(STATE / "serve.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
-    return [sim, serve]
+    # Its lines go to this terminal: the pushes are what the demo shows.
+    receiver = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "app_receiver.py"), str(receiver_port())], env=full
+    )
+    return [sim, receiver, serve]
 
 
 def wait_ready(url: str, procs: list[subprocess.Popen[bytes]], deadline: float = 60) -> None:
@@ -147,6 +169,8 @@ def tour(bearer: str) -> str:
             f"  curl -s {h} '{API}/api/v1/smart/workout?force_refresh=true'",
             f"  curl -s {h} {API}/api/v1/smart/sync-status",
             f"  curl -s {h} {API}/api/v1/whoop/connection",
+            f"  curl -s {h} '{API}/api/v1/smart/changes?limit=5'   # then ?cursor=<next_cursor>",
+            f"  curl -sN {h} {API}/api/v1/smart/events   # live; Ctrl-C to stop",
             f"  curl -s {API}/metrics | grep whoopsync_",
             f"  curl -s {SIM}/_sim/counters      # WHOOP calls the simulator has seen",
         ]

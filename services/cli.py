@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webhook": ("services.webhook.command", "receive WHOOP webhooks: verify, record, enqueue"),
     "worker": ("services.worker.command", "arq worker: sync jobs, reconciliation, token refresh"),
     "replay": ("services.commands.replay", "enqueue recorded webhook events again"),
+    "replay-app": ("services.commands.replay_app", "send change pushes to the app's backend again"),
     "serve": ("services.commands.serve", "webhook + api + worker in one process"),
 }
 

@@ -34,6 +34,18 @@ def _wait_for_token(proc: subprocess.Popen[str], lines: list[str]) -> str:
     pytest.fail("make run did not come up in time:\n" + "".join(lines))
 
 
+def _wait_for_line(proc: subprocess.Popen[str], lines: list[str], text: str) -> None:
+    """Read the demo's output until a line contains `text`."""
+    assert proc.stdout is not None
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end and not any(text in line for line in lines):
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+    assert any(text in line for line in lines), "".join(lines)
+
+
 def test_make_run_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, sim_port = free_port(), free_port()
     env = {
@@ -64,6 +76,9 @@ def test_make_run_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert read.json()["data"], "the demo user has recoveries"
         status = httpx.get(f"http://127.0.0.1:{port}/api/v1/smart/sync-status", headers=auth)
         assert status.json()["sync_status"]["recovery"]["sync_status"] == "success"
+        changes = httpx.get(f"http://127.0.0.1:{port}/api/v1/smart/changes", headers=auth)
+        assert changes.json()["changes"], "the backfill's records are in the change feed"
+        _wait_for_line(proc, lines, "app backend: verified push")
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=30)

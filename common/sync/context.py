@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from common.config import Settings
 from common.crypto import TokenCipher
 from common.db.engine import create_engine, create_session_factory
+from common.feed.feed import ChangeFeed
 from common.locks import Locks, create_locks
 from common.queue import arq_redis
 from common.ratelimit import RateLimiter, create_rate_limiter
@@ -37,7 +38,8 @@ def engine_for(settings: Settings) -> AsyncEngine:
 
 @dataclass
 class SyncContext:
-    """Engine, sessions, Redis, HTTP, WHOOP client, limiter, locks, cipher and OAuth of a process."""
+    """Engine, sessions, Redis, HTTP, WHOOP client, limiter, locks, cipher, OAuth and change feed
+    of a process."""
 
     settings: Settings
     engine: AsyncEngine
@@ -49,6 +51,7 @@ class SyncContext:
     cipher: TokenCipher
     oauth: OAuthClient
     whoop: WhoopClient
+    feed: ChangeFeed
     _owned: list[Any] = field(default_factory=list, repr=False)
     # The event leases this process keeps renewed (common.sync.jobs.LeaseKeeper), made on first use.
     leases: Any = field(default=None, repr=False)
@@ -96,10 +99,13 @@ async def build_context(
         http = httpx.AsyncClient()
         owned.append(http)
     limiter = create_rate_limiter(settings, redis)
+    session_factory = create_session_factory(engine)
+    feed = ChangeFeed(settings, session_factory)
+    owned.append(feed)
     return SyncContext(
         settings=settings,
         engine=engine,
-        session_factory=create_session_factory(engine),
+        session_factory=session_factory,
         redis=redis,
         http=http,
         limiter=limiter,
@@ -107,5 +113,6 @@ async def build_context(
         cipher=TokenCipher(settings.token_encryption_key),
         oauth=OAuthClient.from_settings(http, settings),
         whoop=WhoopClient.from_settings(http, settings, limiter),
+        feed=feed,
         _owned=owned,
     )

@@ -25,6 +25,8 @@ from arq import Retry
 from common.config import Settings
 from common.db.resilient import is_outage
 from common.db.types import utcnow
+from common.feed.jobs import deliver_app, drain_changes, prune_changes, push_due
+from common.feed.push import DELIVER_APP
 from common.metrics import JOBS as JOB_METRIC
 from common.queue import JobSpec, QueueUnavailable
 from common.ratelimit import Priority
@@ -317,6 +319,7 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(PROCESS_EVENT, process_webhook_event, max_tries=EVENT_TRIES, timeout=120),
         JobSpec("backfill_user", backfill_user, max_tries=5, timeout=900),
         JobSpec("sync_type", sync_type, max_tries=5, timeout=300),
+        JobSpec(DELIVER_APP, deliver_app, max_tries=3, timeout=120),
     )
 }
 CRONS: list[CronSpec] = [
@@ -325,4 +328,7 @@ CRONS: list[CronSpec] = [
     CronSpec("reconcile", reconcile_users, lambda s: s.reconcile_interval_seconds, timeout=900),
     CronSpec("refresh_tokens", refresh_tokens, lambda s: 300, timeout=300),
     CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
+    CronSpec("drain_changes", drain_changes, lambda s: 5, timeout=60),
+    CronSpec("push_due", push_due, lambda s: 10, timeout=60),
+    CronSpec("prune_changes", prune_changes, lambda s: 3600, timeout=600),
 ]

@@ -25,7 +25,7 @@ from common.sync.context import SyncContext, build_context
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
-from services.api.routes import smart, whoop
+from services.api.routes import feed, smart, whoop
 
 log = structlog.get_logger()
 
@@ -86,6 +86,7 @@ def install_api(app: FastAPI) -> None:
     """Add the api's routers and the error form to an app (standalone or `serve`)."""
     install_error_handlers(app)
     app.include_router(smart.router)
+    app.include_router(feed.router)
     app.include_router(whoop.router)
 
 
@@ -130,6 +131,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             state = build_api_state(settings, ctx)
             app.state.context, app.state.api = ctx, state
+            if ctx.redis is not None:
+                ctx.feed.use_queue(state.queue)
             yield
         finally:
             if state is not None and isinstance(state.queue, BackgroundBackfill):

@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             jobs.start()
             if ctx.redis is None:  # the in-process queue of the last run is gone: hand on again
                 await resume_pending(jobs.queue, ctx.session_factory)
+            ctx.feed.use_queue(jobs.queue)
             app.state.context = ctx
             app.state.redis = ctx.redis
             app.state.api = build_api_state(settings, ctx, jobs.queue)

@@ -29,6 +29,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["sync"] = await build_context(settings, redis=ctx["redis"])
     # The sweeper and the jobs answer no one: their hand-offs may wait longer than a webhook.
     ctx["queue"] = ArqQueue(ctx["redis"], timeout=5.0)
+    ctx["sync"].feed.use_queue(ctx["queue"])
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

@@ -2,6 +2,13 @@
 
 from common.db.models.base import Base
 from common.db.models.connection import OAuthState, WhoopConnection
+from common.db.models.feed import (
+    AppDelivery,
+    AppDeliveryAttempt,
+    Change,
+    ChangeHorizon,
+    ChangeOutbox,
+)
 from common.db.models.records import Cycle, Recovery, Sleep, Workout
 from common.db.models.sync import SyncAttempt, SyncLog
 from common.db.models.tombstones import (
@@ -13,7 +20,12 @@ from common.db.models.tombstones import (
 from common.db.models.webhook import ChannelState, WebhookEvent
 
 __all__ = [
+    "AppDelivery",
+    "AppDeliveryAttempt",
     "Base",
+    "Change",
+    "ChangeHorizon",
+    "ChangeOutbox",
     "ChannelState",
     "Cycle",
     "CycleTombstone",

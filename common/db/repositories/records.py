@@ -50,6 +50,7 @@ from common.db.models import (
 from common.db.models.records import RecordMixin
 from common.db.models.tombstones import TombstoneMixin
 from common.db.repositories.base import dialect_insert
+from common.db.repositories.changes import ChangeRecorder
 from common.db.types import utcnow
 from common.types import DataType, UpsertResult
 
@@ -227,6 +228,10 @@ class RecordRepository:
             summary.results[key] = UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
         if self.session.get_bind().dialect.name == "postgresql":
             await self._undo_raced(summary)
+        written = [newest[k] for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
+        await ChangeRecorder(self.session).upserted(
+            self.kind.data_type, user_id, self.kind.key, written
+        )
         return summary
 
     async def _undo_raced(self, summary: UpsertSummary) -> None:
@@ -270,6 +275,23 @@ class RecordRepository:
         )
         await self.session.execute(stmt)
 
+    async def _remove(self, user_id: uuid.UUID, *clauses: ColumnElement[bool]) -> list[Any]:
+        """Delete this user's matching rows, recording each as a change; their tombstone keys."""
+        table = self.kind.table
+        rows = (
+            await self.session.execute(
+                delete(table)
+                .where(*clauses, table.c.user_id == user_id)
+                .returning(
+                    table.c[self.kind.key], table.c[self.kind.tombstone_key], table.c.whoop_user_id
+                )
+            )
+        ).all()
+        await ChangeRecorder(self.session).deleted(
+            self.kind.data_type, user_id, [(key, whoop_user) for key, _, whoop_user in rows]
+        )
+        return [buried for _, buried, _ in rows]
+
     async def delete(self, user_id: uuid.UUID, key: Any, *, bury_absent: bool = True) -> int:
         """Remove one record of this user and keep its tombstone; how many rows went."""
         return await self.delete_where(user_id, self.kind.key, key, bury_absent=bury_absent)
@@ -282,28 +304,16 @@ class RecordRepository:
         is what tombstones are keyed by, so that a version fetched before the deletion is refused
         even if it was not cached yet; without it (a 404 at WHOOP, which may only mean "not yet")
         only records that were cached get one."""
-        table, now = self.kind.table, utcnow()
-        result = await self.session.execute(
-            delete(table)
-            .where(table.c[column] == value, table.c.user_id == user_id)
-            .returning(table.c[self.kind.tombstone_key])
-        )
-        keys = list(result.scalars().all())
+        keys = await self._remove(user_id, self.kind.table.c[column] == value)
         removed = len(keys)
         if bury_absent and column == self.kind.tombstone_key:
             keys.append(value)
-        await self._bury(user_id, keys, now)
+        await self._bury(user_id, keys, utcnow())
         return removed
 
     async def delete_all(self, user_id: uuid.UUID) -> int:
         """Remove every record of this user (purge), leaving a tombstone for each."""
-        table, now = self.kind.table, utcnow()
-        result = await self.session.execute(
-            delete(table)
-            .where(table.c.user_id == user_id)
-            .returning(table.c[self.kind.tombstone_key])
-        )
-        keys = list(result.scalars().all())
+        keys, now = await self._remove(user_id), utcnow()
         for start in range(0, len(keys), 1000):
             await self._bury(user_id, keys[start : start + 1000], now)
         return len(keys)

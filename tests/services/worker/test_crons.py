@@ -12,6 +12,7 @@ from arq.cron import next_cron
 from common.db.models import WhoopConnection
 from common.db.repositories import ConnectionRepository
 from common.db.types import utcnow
+from common.feed.jobs import drain_changes, prune_changes, push_due
 from common.ratelimit import Priority
 from common.sync.jobs import (
     TOKEN_REFRESH_AHEAD,
@@ -64,7 +65,7 @@ def test_arq_runs_the_schedule_evenly_at_its_interval(seconds: int, gap: int) ->
     assert _gaps(seconds) == {gap}
 
 
-def test_cron_jobs_are_the_four_crons_at_the_default_intervals() -> None:
+def test_cron_jobs_are_the_seven_crons_at_the_default_intervals() -> None:
     defaults = make_settings("sqlite+aiosqlite:///x.db", None, "http://x", inbox_sweep_seconds=60)
     crons = {job.name: job for job in cron_jobs(defaults)}
     assert {name: job.coroutine for name, job in crons.items()} == {
@@ -72,11 +73,17 @@ def test_cron_jobs_are_the_four_crons_at_the_default_intervals() -> None:
         "reconcile": reconcile_users,
         "refresh_tokens": refresh_tokens,
         "retention": prune_retention,
+        "drain_changes": drain_changes,
+        "push_due": push_due,
+        "prune_changes": prune_changes,
     }
     assert (crons["sweep_inbox"].minute, crons["sweep_inbox"].second) == (set(range(60)), 0)
     assert crons["reconcile"].minute == {0, 15, 30, 45}  # RECONCILE_INTERVAL_SECONDS=900
     assert crons["refresh_tokens"].minute == set(range(0, 60, 5))
     assert (crons["retention"].hour, crons["retention"].minute) == (set(range(24)), 0)
+    assert crons["drain_changes"].second == set(range(0, 60, 5))
+    assert crons["push_due"].second == set(range(0, 60, 10))
+    assert crons["prune_changes"].hour == set(range(24))
     assert all(job.unique for job in crons.values())  # one run per tick across all workers
 
 

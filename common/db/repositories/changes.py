@@ -1,0 +1,203 @@
+"""The change feed's SQL: writers record changes in an unnumbered outbox inside their own
+transaction; one drainer at a time numbers them into `whoop_change` in its own commit order.
+
+Why this is gap-safe: a number is handed out only by the drainer, under a deployment-wide lock
+(a PostgreSQL advisory transaction lock; SQLite has a single writer anyway), and the drainer's
+transaction commits before the lock is released. Every number a later drain hands out is larger
+and becomes visible later, so a reader that has seen number N can never see a smaller number
+appear afterwards, whatever order the writers committed in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db.models import AppDelivery, AppDeliveryAttempt, Change, ChangeHorizon, ChangeOutbox
+from common.db.types import utcnow
+from common.types import DataType
+
+# The session carries this flag from a recorded change to its commit, when the drain is triggered.
+PENDING = "feed.pending"
+# An advisory lock key of the drainer (any constant; "whoopsync" in ASCII, folded into 63 bits).
+DRAIN_LOCK_KEY = 0x77686F6F7073796E
+UPSERTED, DELETED = "upserted", "deleted"
+
+
+class ChangeRecorder:
+    """Adds changes to the outbox inside the writer's own transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upserted(
+        self, data_type: DataType, user_id: uuid.UUID, key: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Record records just inserted or updated (the rows the guarded upsert wrote)."""
+        now = utcnow()
+        await self._add(
+            [
+                {
+                    "user_id": user_id,
+                    "whoop_user_id": row["whoop_user_id"],
+                    "data_type": data_type.value,
+                    "action": UPSERTED,
+                    "record_id": str(row[key]),
+                    "updated_at": row["updated_at"],
+                    "data": row["data"],
+                    "changed_at": now,
+                }
+                for row in rows
+            ]
+        )
+
+    async def deleted(
+        self, data_type: DataType, user_id: uuid.UUID, rows: Iterable[tuple[Any, int]]
+    ) -> None:
+        """Record records just deleted, as (key, whoop_user_id) pairs."""
+        now = utcnow()
+        await self._add(
+            [
+                {
+                    "user_id": user_id,
+                    "whoop_user_id": whoop_user_id,
+                    "data_type": data_type.value,
+                    "action": DELETED,
+                    "record_id": str(key),
+                    "updated_at": None,
+                    "data": None,
+                    "changed_at": now,
+                }
+                for key, whoop_user_id in rows
+            ]
+        )
+
+    async def _add(self, values: list[dict[str, Any]]) -> None:
+        if values:
+            await self.session.execute(insert(ChangeOutbox), values)
+            self.session.info[PENDING] = True
+
+
+@dataclass(frozen=True, order=True)
+class Numbered:
+    """A change the drainer has just numbered."""
+
+    seq: int
+    user_id: uuid.UUID
+    changed_at: datetime
+
+
+_COLUMNS = (
+    "user_id",
+    "whoop_user_id",
+    "data_type",
+    "action",
+    "record_id",
+    "updated_at",
+    "data",
+    "changed_at",
+)
+
+
+class ChangeRepository:
+    """Numbering, reading and pruning of the change feed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def drain(self, *, batch: int = 500, deliveries: bool = False) -> list[Numbered]:
+        """Move up to `batch` committed outbox rows into the feed, numbered in outbox order
+        (with `deliveries`, each also gets a pending push). The caller commits."""
+        if self._postgres:
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": DRAIN_LOCK_KEY}
+            )
+        oldest = select(ChangeOutbox.id).order_by(ChangeOutbox.id).limit(batch)
+        taken = (
+            await self.session.execute(
+                delete(ChangeOutbox)
+                .where(ChangeOutbox.id.in_(oldest.scalar_subquery()))
+                .returning(ChangeOutbox.id, *(getattr(ChangeOutbox, c) for c in _COLUMNS))
+            )
+        ).all()
+        if not taken:
+            return []
+        rows = [dict(zip(_COLUMNS, row[1:], strict=True)) for row in sorted(taken)]
+        # One multi-row VALUES: both backends take the defaults row by row, in the list's order.
+        result = await self.session.execute(
+            insert(Change).values(rows).returning(Change.seq, Change.user_id, Change.changed_at)
+        )
+        numbered = sorted(Numbered(int(s), u, c) for s, u, c in result.all())
+        if deliveries:
+            now = utcnow()
+            await self.session.execute(
+                insert(AppDelivery),
+                [
+                    {
+                        "change_seq": n.seq,
+                        "user_id": n.user_id,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for n in numbered
+                ],
+            )
+        return numbered
+
+    async def head(self) -> int:
+        """The highest change number (0 when the feed is empty)."""
+        return int(await self.session.scalar(select(func.max(Change.seq))) or 0)
+
+    async def horizon(self) -> int:
+        """The highest number retention has deleted: a cursor below it has expired."""
+        return int(
+            await self.session.scalar(
+                select(ChangeHorizon.pruned_through).where(ChangeHorizon.id == 1)
+            )
+            or 0
+        )
+
+    async def page(
+        self, user_id: uuid.UUID, after: int, limit: int, *, upto: int | None = None
+    ) -> list[Change]:
+        """Up to `limit` of the user's changes numbered above `after` (and at most `upto`)."""
+        stmt = select(Change).where(Change.user_id == user_id, Change.seq > after)
+        if upto is not None:
+            stmt = stmt.where(Change.seq <= upto)
+        stmt = stmt.order_by(Change.seq).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, seq: int) -> Change | None:
+        """One change by number."""
+        return await self.session.get(Change, seq)
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the changes (and their pushes) made before `before`; moves the horizon."""
+        through = await self.session.scalar(
+            select(func.max(Change.seq)).where(Change.changed_at < before)
+        )
+        if through is None:
+            return 0
+        await self.session.execute(
+            delete(AppDeliveryAttempt).where(AppDeliveryAttempt.change_seq <= through)
+        )
+        await self.session.execute(delete(AppDelivery).where(AppDelivery.change_seq <= through))
+        result = await self.session.execute(delete(Change).where(Change.seq <= through))
+        await self.session.execute(
+            update(ChangeHorizon)
+            .where(ChangeHorizon.id == 1, ChangeHorizon.pruned_through < through)
+            .values(pruned_through=through)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The change feed: numbered changes, live wake-ups, and signed pushes to the app's backend."""

@@ -1,0 +1,76 @@
+"""The change feed of one process: the drainer, the wake-ups, and the hook that drains after
+every commit that recorded a change."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from common.config import Settings
+from common.db.repositories.changes import PENDING, ChangeRepository, Numbered
+from common.db.types import utcnow
+from common.feed.drain import Drainer
+from common.feed.notify import ChangeNotifier
+from common.feed.push import enqueue_users
+
+if TYPE_CHECKING:
+    from common.queue import Queue
+
+AFTER_COMMIT = "feed.after_commit"
+
+
+@event.listens_for(Session, "after_commit")
+def _drain_after_commit(session: Session) -> None:
+    """A commit that recorded changes asks its process's drainer to number them."""
+    if session.info.pop(PENDING, False):
+        hook = session.info.get(AFTER_COMMIT)
+        if hook is not None:
+            hook()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+class ChangeFeed:
+    """Drains after commits of `session_factory`'s sessions, wakes live readers, hands pushes on."""
+
+    def __init__(self, settings: Settings, session_factory: async_sessionmaker[AsyncSession]):
+        self.settings = settings
+        self.session_factory = session_factory
+        self.notifier = ChangeNotifier(settings.redis_url)
+        self.drainer = Drainer(
+            session_factory, self.notifier, deliveries=settings.app_webhook_url is not None
+        )
+        self.drainer.on_numbered = self._hand_off
+        self.queue: Queue | None = None
+        session_factory.configure(info={AFTER_COMMIT: self.drainer.request})
+
+    def use_queue(self, queue: Queue | None) -> None:
+        """Where push jobs go once changes are numbered (unset: only the due cron starts them)."""
+        self.queue = queue
+
+    async def _hand_off(self, numbered: list[Numbered]) -> None:
+        if self.queue is not None and self.settings.app_webhook_url:
+            await enqueue_users(self.queue, dict.fromkeys(n.user_id for n in numbered))
+
+    async def prune(self) -> int:
+        """Delete changes and pushes older than RETENTION_DAYS."""
+        before = utcnow() - timedelta(days=self.settings.retention_days)
+        async with self.session_factory() as session:
+            pruned = await ChangeRepository(session).prune(before)
+            await session.commit()
+        return pruned
+
+    async def aclose(self) -> None:
+        """Finish a drain under way, stop listening."""
+        await self.drainer.aclose()
+        await self.notifier.aclose()
+
+
+__all__ = ["AFTER_COMMIT", "ChangeFeed"]

@@ -1,0 +1,183 @@
+"""`/api/v1/smart/changes` and `/api/v1/smart/events`: the user's changes after a cursor, paged or
+live (SPEC §3.5). The table is the truth; wake-ups only say when to look again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response
+
+from common.db.models import Change
+from common.db.repositories.changes import ChangeRepository
+from common.feed.cursor import MalformedCursor, decode, encode
+from common.feed.notify import ChangeNotifier
+from services.api.deps import SessionDep, StateDep, UserDep
+from services.api.errors import ApiError, json_response
+from services.api.schemas import UNAUTHORIZED, Responses, error_example
+
+router = APIRouter(prefix="/api/v1/smart", tags=["change-feed"])
+
+HEARTBEAT = 15.0
+# A live reader reads at most this many changes at a time and sends them before reading more, so
+# that what a connection holds stays bounded; a reader that stops reading is dropped after
+# SEND_TIMEOUT instead of piling up.
+PAGE = 100
+SEND_TIMEOUT = 30.0
+
+
+class ChangeItem(BaseModel):
+    """One change: the record as the write left it, or null for a delete."""
+
+    cursor: str
+    data_type: Literal["recovery", "sleep", "cycle", "workout"]
+    action: Literal["upserted", "deleted"]
+    id: str
+    updated_at: datetime | None
+    record: dict[str, Any] | None
+    changed_at: datetime
+
+
+class ChangesResponse(BaseModel):
+    """A page of changes, oldest first; pass `next_cursor` back for the next one."""
+
+    changes: list[ChangeItem]
+    next_cursor: str
+    has_more: bool
+
+
+EXPIRED: Responses = {
+    410: error_example("cursor_expired", "The cursor is older than the retention window"),
+}
+MALFORMED: Responses = {422: error_example("validation_error", "cursor: not a cursor of this feed")}
+
+
+def item(change: Change) -> dict[str, Any]:
+    """A change as the feed shows it (the stored record JSON is spliced in as is)."""
+    return {
+        "cursor": encode(change.seq),
+        "data_type": change.data_type,
+        "action": change.action,
+        "id": change.record_id,
+        "updated_at": change.updated_at,
+        "record": None if change.data is None else orjson.Fragment(change.data),
+        "changed_at": change.changed_at,
+    }
+
+
+async def _start(repo: ChangeRepository, cursor: str | None, where: str) -> int:
+    """The number to read after: the cursor's, else the oldest kept; 422 or 410 when it cannot be."""
+    horizon = await repo.horizon()
+    if cursor is None:
+        return horizon
+    try:
+        after = decode(cursor)
+    except MalformedCursor as exc:
+        raise ApiError(422, "validation_error", f"{where}: {exc}") from None
+    if after < horizon:
+        raise ApiError(
+            410, "cursor_expired", "The cursor is older than the retention window; start again"
+        )
+    return after
+
+
+@router.get(
+    "/changes",
+    response_model=None,
+    responses={
+        200: {"model": ChangesResponse, "description": "The user's changes after the cursor"},
+        **UNAUTHORIZED,
+        **EXPIRED,
+        **MALFORMED,
+    },
+    summary="The user's record changes after a cursor, oldest first",
+)
+async def changes(
+    session: SessionDep,
+    user_id: UserDep,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page; absent: the oldest kept")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many changes")] = 100,
+) -> Response:
+    """A page of the user's changes."""
+    repo = ChangeRepository(session)
+    after = await _start(repo, cursor, "query.cursor")
+    # Everything numbered up to the head is visible already (numbers are handed out in commit
+    # order), so a page that ends short can hand out the head as the next cursor.
+    head = await repo.head()
+    rows = await repo.page(user_id, after, limit + 1, upto=head)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].seq if has_more else max(head, after)
+    body = {"changes": [item(r) for r in rows], "next_cursor": encode(last), "has_more": has_more}
+    return json_response(body)
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id` the cursor, `event` e.g. `sleep.upserted`, "
+            "`data` the change as in /changes; a comment every 15 s",
+            "content": {"text/event-stream": {}},
+        },
+        **UNAUTHORIZED,
+        **EXPIRED,
+        **MALFORMED,
+    },
+    summary="The user's record changes, live",
+)
+async def events(
+    request: Request,
+    state: StateDep,
+    user_id: UserDep,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="resume after this cursor")
+    ] = None,
+) -> EventSourceResponse:
+    """Changes as they are numbered; without Last-Event-ID, from now on."""
+    async with state.session_factory() as session:
+        repo = ChangeRepository(session)
+        if last_event_id is None:
+            after = await repo.head()
+        else:
+            after = await _start(repo, last_event_id, "header.Last-Event-ID")
+    notifier: ChangeNotifier = request.app.state.context.feed.notifier
+    stream = _stream(state.session_factory, notifier, user_id, after)
+    return EventSourceResponse(stream, ping=HEARTBEAT, send_timeout=SEND_TIMEOUT)
+
+
+async def _stream(
+    factory: async_sessionmaker[AsyncSession],
+    notifier: ChangeNotifier,
+    user_id: uuid.UUID,
+    after: int,
+) -> AsyncIterator[ServerSentEvent]:
+    with notifier.subscribe(user_id) as woken:
+        await notifier.ready()
+        while True:
+            woken.clear()  # before the look: a wake-up during it is kept for the wait
+            async with factory() as session:
+                repo = ChangeRepository(session)
+                rows = await repo.page(user_id, after, PAGE, upto=await repo.head())
+            for row in rows:
+                data = orjson.dumps(item(row)).decode()
+                yield ServerSentEvent(
+                    data=data, id=encode(row.seq), event=f"{row.data_type}.{row.action}"
+                )
+                after = row.seq
+            if len(rows) < PAGE:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HEARTBEAT):
+                        await woken.wait()
