@@ -17,7 +17,6 @@ import pytest
 from arq import Retry
 
 from common.db.repositories import SyncLogRepository
-from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.queue import ArqQueue, Queue
 from common.sync.inbox import resume_pending
@@ -83,13 +82,14 @@ async def deep(
 
 
 def _expected(pipe: Pipeline, kind: str, days: int) -> set[Any]:
-    """The simulator's records of a kind whose time lies within the last `days`."""
-    since = utcnow() - timedelta(days=days)
+    """The simulator's records of a kind that occurred within the last `days`, or were still
+    going then (WHOOP's `start`: "after or during")."""
+    since_ms = int((utcnow() - timedelta(days=days)).timestamp() * 1000)
     key = "cycle_id" if kind == "recovery" else "id"
     return {
         rec.body[key]
         for rec in pipe.sim.sim.world.data(10001).kinds[kind].values()
-        if (moment := parse_time(rec.body[TIME_FIELD[kind]])) is not None and moment >= since
+        if rec.during_or_after(since_ms)
     }
 
 
