@@ -94,7 +94,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             jobs.start()
             if ctx.redis is None:  # the in-process queue of the last run is gone: hand on again
-                await resume_pending(jobs.queue, ctx.session_factory)
+                try:
+                    await resume_pending(jobs.queue, ctx.session_factory)
+                except Exception as exc:  # the database is away: the sweeper hands them on later
+                    log.warning("serve.resume_failed", error=type(exc).__name__)
             ctx.feed.use_queue(jobs.queue)
             app.state.context = ctx
             app.state.redis = ctx.redis

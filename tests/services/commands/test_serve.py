@@ -231,7 +231,7 @@ async def test_readyz_fails_when_the_database_is_unreachable(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("command", ["serve", "api"])
 def test_process_serves_then_stops_with_exit_code_0_on_sigterm(
-    command: str, tmp_path: Path
+    command: str, tmp_path: Path, redis_url: str
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | {
@@ -243,6 +243,8 @@ def test_process_serves_then_stops_with_exit_code_0_on_sigterm(
         "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "WHOOPSYNC_LOG_FORMAT": "json",
     }
+    if command == "api":  # a separate api process shares its budget and locks through Redis
+        env["WHOOPSYNC_REDIS_URL"] = redis_url
     cli = str(Path(sys.executable).with_name("whoop-sync"))
     proc = subprocess.Popen([cli, command, "--port", str(port)], env=env)
     try:
