@@ -329,14 +329,40 @@ class RecordRepository:
 
     async def reassign(self, whoop_user_id: int, user_id: uuid.UUID) -> int:
         """Hand every record of a WHOOP account to the app user who now holds it (an account
-        move); returns how many rows changed hands."""
-        table = self.kind.table
-        result = await self.session.execute(
+        move); returns how many rows changed hands. The feed says so to both users: each record
+        is deleted for its old holder and upserted for the new one."""
+        table, key = self.kind.table, self.kind.key
+        moving = (
+            await self.session.execute(
+                select(table.c[key], table.c.user_id, table.c.updated_at, table.c.data).where(
+                    table.c.whoop_user_id == whoop_user_id, table.c.user_id != user_id
+                )
+            )
+        ).all()
+        if not moving:
+            return 0
+        await self.session.execute(
             update(table)
-            .where(table.c.whoop_user_id == whoop_user_id, table.c.user_id != user_id)
+            .where(table.c[key].in_([row[0] for row in moving]))
             .values(user_id=user_id)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        recorder = ChangeRecorder(self.session)
+        for old_user in {row[1] for row in moving}:
+            await recorder.deleted(
+                self.kind.data_type,
+                old_user,
+                [(row[0], whoop_user_id) for row in moving if row[1] == old_user],
+            )
+        await recorder.upserted(
+            self.kind.data_type,
+            user_id,
+            key,
+            [
+                {key: row[0], "whoop_user_id": whoop_user_id, "updated_at": row[2], "data": row[3]}
+                for row in moving
+            ],
+        )
+        return len(moving)
 
     def _window(
         self, user_id: uuid.UUID, start: datetime | None, end: datetime | None

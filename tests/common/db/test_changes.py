@@ -143,3 +143,25 @@ async def test_prune_deletes_old_changes_and_moves_the_horizon(any_session: Asyn
     assert await changes.horizon() >= old[-1].seq
     assert await changes.horizon() < kept.seq
     assert [c.seq for c in await changes.page(user, 0, 100)] == [kept.seq]
+
+
+async def test_an_account_move_is_a_delete_for_the_old_holder_and_an_upsert_for_the_new(
+    any_session: AsyncSession,
+) -> None:
+    old, new = uuid.uuid4(), uuid.uuid4()
+    repo = RecordRepository(any_session, DataType.SLEEP)
+    obj = samples.sleep(start=T0)
+    await repo.upsert(old, [obj])
+    before = await _drained(any_session, old)
+
+    moved = await repo.reassign(int(obj["user_id"]), new)
+
+    assert moved == 1
+    assert _actions(await _drained(any_session, old, before[-1].seq)) == [
+        ("sleep", "deleted", obj["id"])
+    ]
+    [upserted] = await _drained(any_session, new)
+    assert (upserted.action, upserted.record_id) == ("upserted", obj["id"])
+    assert upserted.data is not None
+    assert obj["id"] in upserted.data
+    assert await repo.reassign(int(obj["user_id"]), new) == 0  # nothing left to move
