@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from common.db.engine import create_engine
@@ -150,6 +151,24 @@ async def whoop_sim(whoop_sim_config: SimConfig) -> AsyncIterator[RunningSim]:
         yield running
 
 
+def _plain_test_logging() -> None:
+    """structlog's defaults, but tracebacks as plain text: the default rich rendering with every
+    frame's locals takes about a second per logged exception and would print secrets held there."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        ]
+    )
+
+
+_plain_test_logging()
+
+
 @pytest.fixture(autouse=True)
 def _logging_left_as_found() -> object:
     """A test that calls `configure_logging` (e.g. through a command, under capsys) must not leave
@@ -161,8 +180,8 @@ def _logging_left_as_found() -> object:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
-    if structlog.is_configured():
-        structlog.reset_defaults()
+    structlog.reset_defaults()
+    _plain_test_logging()
     root.handlers[:] = handlers
     root.setLevel(level)
 
