@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: install run test lint format migrate bench soak services clean
+.PHONY: install run test drills lint format migrate bench soak services clean
 
 $(BIN)/uv:
 	@$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 
 test: install services
 	@$(BIN)/pytest
+
+# Fault drills on real processes: PostgreSQL restart, Redis away, worker SIGKILL (private servers).
+drills: install services
+	@$(BIN)/pytest -m drills tests/faults
 
 lint: install
 	@$(BIN)/ruff check .

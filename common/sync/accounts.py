@@ -70,6 +70,12 @@ async def link_account(
         expires_at=tokens.expires_at,
         scopes=tokens.scopes,
     )
+    # A link asks for the account's history again: what a purge buried comes back with the
+    # backfill (WHOOP's versions are older than the purge, which would refuse them for good).
+    for data_type in DataType:
+        for holder_id in {user_id, moved_from} - {None}:
+            assert holder_id is not None
+            await RecordRepository(session, data_type).forget_deletions(holder_id)
     if new_to_user:
         moved = 0
         for data_type in DataType:

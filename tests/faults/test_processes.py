@@ -11,7 +11,7 @@ import pytest
 
 from tests.faults.cluster import Cluster, Reads, running_cluster
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.drills]
 
 
 @pytest.fixture

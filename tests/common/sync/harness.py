@@ -229,13 +229,10 @@ def embedded_app(settings: Settings, ctx: SyncContext, queue: InProcessQueue | N
 
 async def _clear(ctx: SyncContext) -> None:
     """Empty every table (tombstones too: the simulator's seeded ids come back in the next test)."""
-    from sqlalchemy import delete
-
-    from common.db.models import Base
+    from tests.tables import empty_all
 
     async with ctx.session_factory() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            await session.execute(delete(table))
+        await empty_all(session)
         await session.commit()
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, insert, update
 
-from common.db.models import WhoopConnection
+from common.db.models import ChannelState, WhoopConnection
 from common.db.repositories import ChannelRepository, ConnectionRepository, RecordRepository
 from common.db.types import utcnow
 from common.sync.jobs import TOKEN_REFRESH_AHEAD, process_webhook_event, refresh_tokens
@@ -230,6 +230,7 @@ async def test_a_pass_over_40000_connected_users(pipe: Pipeline) -> None:
     users = [uuid.uuid4() for _ in range(40_000)]
     rows = [_connection_row(u, 1_000_000 + i) for i, u in enumerate(users)]
     async with pipe.ctx.session_factory() as session:
+        await session.execute(delete(ChannelState))  # the rotation starts here, whatever ran before
         for start in range(0, len(rows), 5000):
             await session.execute(insert(WhoopConnection), rows[start : start + 5000])
         await session.commit()

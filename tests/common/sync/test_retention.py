@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.config import Settings
 from common.db.models import (
-    Base,
     OAuthState,
     SleepTombstone,
     SyncAttempt,
@@ -23,6 +22,7 @@ from common.db.models import (
 from common.db.types import utcnow
 from common.sync.retention import prune
 from common.types import EventStatus
+from tests.tables import empty_all
 
 USER = uuid.UUID("9d2f1c1e-3f53-4a3e-9a5e-3a1f6f0e2b11")
 
@@ -41,8 +41,7 @@ async def factory(
 
 async def _empty(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            await conn.execute(delete(table))
+        await empty_all(conn)
 
 
 def _event(n: int, status: EventStatus, received_at: datetime) -> dict[str, object]:

@@ -17,14 +17,13 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.db.models import Base
 from services.api.app import create_app
 from services.simulator.server import RunningSim, serve_app
 from tests.fuzz_counts import CASES
 from tests.services.api.conftest import auth, make_settings
+from tests.tables import empty_all
 
 EXAMPLES = 10  # per operation and mode: 180 cases a backend, about 15 s on a loaded machine
 TYPES = ("recovery", "sleep", "cycle", "workout")
@@ -36,7 +35,11 @@ async def _connect(http: httpx.AsyncClient, user: uuid.UUID) -> None:
     redirect = await http.get(started["authorization_url"])
     assert redirect.status_code == 302, redirect.text
     query = {k: v[0] for k, v in parse_qs(urlsplit(redirect.headers["location"]).query).items()}
-    callback = await http.get("/api/v1/whoop/callback", params=query)
+    callback = await http.post(
+        "/api/v1/whoop/callback",
+        json={"code": query["code"], "state": query["state"]},
+        headers=auth(user),
+    )
     assert callback.status_code == 200, callback.text
     for data_type in TYPES:
         read = await http.get(
@@ -107,8 +110,7 @@ def _fuzz(document: dict[str, Any], base_url: str, reader: uuid.UUID, victim: uu
 
 async def _empty(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            await conn.execute(delete(table))
+        await empty_all(conn)
 
 
 async def test_the_api_answers_generated_requests_as_documented(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -11,9 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
+from services.api.app import BackgroundBackfill
 from services.simulator.app import create_app as create_simulator
 from services.simulator.config import SimConfig
 from tests.services.api.conftest import auth, make_settings, running
@@ -53,15 +56,21 @@ async def sim_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def api(sim_url: str, pg_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The api (embedded backfill, no Redis) pointed at the simulator."""
+async def api(
+    sim_url: str, pg_url: str, redis_url: str, redis: aioredis.Redis
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The api pointed at the simulator (no worker: the test runs what it needs)."""
     settings = make_settings(
         pg_url,
-        None,
+        redis_url,
         whoop_api_base_url=f"{sim_url}/developer",
         whoop_oauth_base_url=f"{sim_url}/oauth/oauth2",
     )
     async for app in running(settings):
+        # The backfill runs in this process, as it would in a worker.
+        app.state.api = dataclasses.replace(
+            app.state.api, queue=BackgroundBackfill(app.state.context)
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield app, client
@@ -163,7 +172,8 @@ async def test_refused_refresh_answers_stale_and_shows_reauthorization(
     _app, client = api
     user = uuid.uuid4()
     whoop_user_id = await _connect(client, user)
-    await _backfilled(client, user)
+    entries = await _backfilled(client, user)
+    assert entries["cycle"]["sync_status"] == "success", entries
     async with httpx.AsyncClient(base_url=f"{sim_url}/_sim/users/{whoop_user_id}") as http:
         await http.post("/expire-access-token")
         await http.post("/revoke-refresh-token")
@@ -173,7 +183,7 @@ async def test_refused_refresh_answers_stale_and_shows_reauthorization(
     )
 
     body = read.json()
-    assert body["status"] == "success_with_warning"
+    assert body["status"] == "success_with_warning", body
     assert body["metadata"]["source"] == "stale_cache"
     assert body["data"]
     assert "grant" in body["metadata"]["error"] or "reconnect" in body["metadata"]["error"]

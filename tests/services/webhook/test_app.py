@@ -250,13 +250,13 @@ async def test_unknown_route_is_404_in_the_error_form(http: httpx.AsyncClient) -
 
 
 async def test_unexpected_failure_is_500_in_the_error_form(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def boom(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("services.webhook.app.verify", boom)
-    app = create_app(make_settings(pg_url, None, "http://127.0.0.1:9"))
+    app = create_app(make_settings(pg_url, redis_url, "http://127.0.0.1:9"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://hook.test") as http:
