@@ -12,6 +12,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,8 +24,10 @@ from sqlalchemy import func, select
 from common.config import Settings
 from common.db.models import WebhookEvent
 from common.db.repositories import ConnectionRepository, RecordRepository
+from common.db.types import utcnow
 from common.queue import ArqQueue, InProcessQueue, arq_redis
 from common.sync.context import SyncContext, build_context
+from common.sync.inbox import Inbox, hand_off
 from common.sync.jobs import JOBS, job_context
 from common.types import DataType
 from common.whoop.oauth import SCOPES
@@ -168,6 +171,18 @@ class Pipeline:
                 await self.inproc.join()
             return
         await run_burst_worker(self.settings)
+
+    async def sweep(self) -> int:
+        """Hand on every pending event at once, as the sweeper does after INBOX_SWEEP_SECONDS (what
+        Redis could not take within the webhook's enqueue budget); how many."""
+        assert self.settings.redis_url is not None
+        pool = arq_redis(self.settings.redis_url)
+        try:
+            async with self.ctx.session_factory() as session:
+                due = await Inbox(session).due(utcnow() + timedelta(seconds=1))
+            return await hand_off(ArqQueue(pool, timeout=5.0), self.ctx.session_factory, due)
+        finally:
+            await pool.aclose()
 
     def calls(self, endpoint: str) -> int:
         """How many times the simulator served this endpoint template."""

@@ -93,6 +93,8 @@ async def test_500_concurrent_webhooks_for_distinct_records_give_500_rows(crowd:
     answers = await asyncio.gather(*(crowd.post(body) for body in bodies))
     assert {a.status_code for a in answers} == {204}
     await crowd.drain()
+    if await crowd.sweep():  # what did not reach Redis within the webhook's enqueue budget
+        await crowd.drain()
     assert crowd.calls(SLEEP_BY_ID) == 500  # each record fetched exactly once
     total = 0
     for whoop_user_id in crowd.users:
