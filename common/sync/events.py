@@ -58,9 +58,11 @@ KNOWN_EVENTS = UPDATED | DELETED
 # How far back a workout's cycle may have started (cycles last about a day, rarely several).
 CYCLE_LOOKBACK = timedelta(days=7)
 ANY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-# One user's events are handled one at a time; a holder that dies frees the lock after the lease.
-EVENT_LOCK_LEASE = 60.0
-EVENT_LOCK_WAIT = 30.0
+# One user's events are handled one at a time. The holder renews its short lease while it works,
+# so a worker that dies (SIGKILL, lost machine) holds the user's next events back for seconds, not
+# for a minute of every job slot waiting on it.
+EVENT_LOCK_LEASE = 6.0
+EVENT_LOCK_WAIT = 10.0
 TRANSIENT = (WhoopTransportError, WhoopServerError, WhoopRateLimited)
 
 
@@ -150,7 +152,10 @@ class EventHandler:
         acquired = False
         try:
             async with locks.lock(
-                f"events:{user_id}", timeout=EVENT_LOCK_LEASE, blocking_timeout=EVENT_LOCK_WAIT
+                f"events:{user_id}",
+                timeout=EVENT_LOCK_LEASE,
+                blocking_timeout=EVENT_LOCK_WAIT,
+                keep_alive=True,
             ):
                 acquired = True
                 return await self._update_alone(user_id, event_type, key, received_at)

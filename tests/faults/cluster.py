@@ -224,6 +224,22 @@ class Cluster:
             await asyncio.sleep(0.2)
         return False
 
+    async def backfilled_within(self, limit: float) -> bool:
+        """True once no connection has a backfill pending, False after `limit` seconds."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            connection = await asyncpg.connect(self.pg.dsn)
+            try:
+                pending = await connection.fetchval(
+                    "SELECT count(*) FROM whoop_connection WHERE backfill_pending_since IS NOT NULL"
+                )
+            finally:
+                await connection.close()
+            if pending == 0:
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
     async def events(self) -> list[asyncpg.Record]:
         """Every inbox row: status, attempts, record id."""
         connection = await asyncpg.connect(self.pg.dsn)
@@ -294,6 +310,8 @@ async def running_cluster(
             users = (await http.get(f"{sim.url}/_sim/users")).json()["users"]
             for user in users:
                 await cluster.connect(int(user["user_id"]))
+            # Each drill starts from a settled cache: the members' backfills are done.
+            assert await cluster.backfilled_within(60), worker.log_tail()
             yield cluster
     finally:
         procs.stop_all()

@@ -72,7 +72,8 @@ async def test_redis_away_for_ten_seconds_loses_no_webhook(cluster: Cluster) -> 
     assert await cluster.readable_within({r["id"] for r in records}, 30), await _why(cluster)
     # From the cache, or refreshed at WHOOP when a refresh was due: never an error.
     assert {status.split()[0] for status in reads.statuses} == {"200"}, reads.statuses
-    assert {e["status"] for e in await cluster.events()} == {"done"}
+    assert await cluster.settled_within(40, 30), await _why(cluster)
+    assert {e["status"] for e in await cluster.events()} == {"done"}, await _why(cluster)
 
 
 async def test_a_worker_killed_mid_storm_leaves_every_event_processed_once(
