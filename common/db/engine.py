@@ -49,7 +49,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 30)
         kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "handle_error", _broken_protocol_is_a_disconnect)
+    return engine
+
+
+# asyncpg's words for a connection whose protocol was left mid-operation (a statement cut off by
+# a server shutdown): every later use fails the same way, so it must leave the pool.
+_BROKEN_PROTOCOL = ("another operation is in progress", "cannot switch to state")
+
+
+def _broken_protocol_is_a_disconnect(context: Any) -> None:
+    """SQLAlchemy treats asyncpg's "another operation is in progress" as an ordinary error and
+    keeps the connection; mark it a disconnect so it is invalidated and replaced."""
+    message = str(context.original_exception)
+    if any(words in message for words in _BROKEN_PROTOCOL):
+        context.is_disconnect = True
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
