@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--webhooks", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=25.0)
     args = parser.parse_args()
+    # SIGTERM stops the run as Ctrl-C does: the private servers and processes are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     figures = asyncio.run(soak(args.webhooks, args.rate))
     text = json.dumps(figures, indent=2)
     print(text)

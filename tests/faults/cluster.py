@@ -102,13 +102,16 @@ class Cluster:
     async def new_sleeps(self, count: int) -> list[dict[str, Any]]:
         """New sleeps at the simulator (no webhook yet), spread over the members."""
         ids = list(self.members)
+        # Bounded: thousands of requests waiting on one httpx pool cost quadratic time.
+        bound = asyncio.Semaphore(32)
 
         async def one(n: int) -> dict[str, Any]:
-            answer = await self.http.post(
-                f"{self.sim.url}/_sim/users/{ids[n % len(ids)]}/sleep",
-                json={"id": str(uuid.uuid4())},
-                params={"webhook": "false"},
-            )
+            async with bound:
+                answer = await self.http.post(
+                    f"{self.sim.url}/_sim/users/{ids[n % len(ids)]}/sleep",
+                    json={"id": str(uuid.uuid4())},
+                    params={"webhook": "false"},
+                )
             answer.raise_for_status()
             record: dict[str, Any] = answer.json()["record"]
             return record
