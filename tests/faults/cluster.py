@@ -217,12 +217,12 @@ class Cluster:
             await asyncio.sleep(0.1)
         return False
 
-    async def settled_within(self, count: int, limit: float) -> bool:
-        """True once `count` events are recorded and none is pending, False after `limit` s."""
+    async def settled_within(self, records: list[dict[str, Any]], limit: float) -> bool:
+        """True once every record's event is recorded and none is pending, False after `limit`."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            events = await self.events()
-            if len(events) == count and all(e["status"] != "pending" for e in events):
+            events = await self.events(records)
+            if len(events) == len(records) and all(e["status"] != "pending" for e in events):
                 return True
             await asyncio.sleep(0.2)
         return False
@@ -243,15 +243,15 @@ class Cluster:
             await asyncio.sleep(0.2)
         return False
 
-    async def events(self) -> list[asyncpg.Record]:
-        """Every inbox row: status, attempts, record id."""
+    async def events(self, records: list[dict[str, Any]] | None = None) -> list[asyncpg.Record]:
+        """The inbox rows of these records (every row without): status, attempts, record id."""
+        sql = "SELECT record_id, status, attempts, last_error FROM whoop_webhook_event"
         connection = await asyncpg.connect(self.pg.dsn)
         try:
-            return list(
-                await connection.fetch(
-                    "SELECT record_id, status, attempts, last_error FROM whoop_webhook_event"
-                )
-            )
+            if records is None:
+                return list(await connection.fetch(sql))
+            ids = [r["id"] for r in records]
+            return list(await connection.fetch(sql + " WHERE record_id = ANY($1)", ids))
         finally:
             await connection.close()
 

@@ -158,7 +158,14 @@ async def test_connect_webhook_read_end_to_end(served: Served) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_metrics_move_when_their_events_happen(served: Served) -> None:
+    start = await served.metrics()
     auth = await served.connect(10002)
+    # The backfill done first: a backfill still running would fetch the new workout itself, and
+    # the event's job would then find it asked for already and make no call of its own.
+    done = {"job": "backfill_user", "outcome": "success"}
+    await eventually(
+        lambda: _grows(served, start, "whoopsync_jobs_total", done),
+    )
     await served.http.get(f"{served.base}/api/v1/smart/cycle", headers=auth)  # fresh after backfill
     before = await served.metrics()
     control = f"{served.sim.base_url}/_sim"
@@ -206,7 +213,13 @@ async def test_metrics_move_when_their_events_happen(served: Served) -> None:
 
 
 async def _sum_grows(served: Served, before: dict[Any, float], name: str) -> bool:
-    return _total(await served.metrics(), name, {}) > _total(before, name, {})
+    return await _grows(served, before, name, {})
+
+
+async def _grows(
+    served: Served, before: dict[Any, float], name: str, labels: dict[str, str]
+) -> bool:
+    return _total(await served.metrics(), name, labels) > _total(before, name, labels)
 
 
 def _total(samples: dict[Any, float], name: str, labels: dict[str, str]) -> float:
