@@ -112,10 +112,14 @@ class Inbox:
         """Close an event as failed after its last try."""
         await self.events.finish(event_id, EventStatus.FAILED, error)
 
-    async def due(self, received_before: datetime, limit: int = 500) -> list[int]:
-        """Pending events recorded (and last handed off) before a moment, not leased to a job
-        nor parked: the sweeper's work."""
-        events = await self.events.unprocessed(received_before, utcnow(), limit=limit)
+    async def due(
+        self, received_before: datetime, limit: int = 500, unsent_before: datetime | None = None
+    ) -> list[int]:
+        """Pending events recorded (and last handed off) before a moment, or never handed off and
+        recorded before `unsent_before`, not leased to a job nor parked: the sweeper's work."""
+        events = await self.events.unprocessed(
+            received_before, utcnow(), limit=limit, unsent_before=unsent_before
+        )
         return [e.id for e in events]
 
     async def reopen(

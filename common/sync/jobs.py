@@ -46,6 +46,13 @@ log = structlog.get_logger(__name__)
 EVENT_TRIES = 8
 # An event re-enqueued by the sweeper this many times over is poison: it is closed as failed.
 POISON_ATTEMPTS = EVENT_TRIES * 3
+# Seconds before a job runs again when the database was away for its claim or its close (1, 2, …).
+DB_RETRY_MAX = 5.0
+# The sweep runs at least this often, so that events the queue refused while Redis was away are
+# handed on within seconds of its return, whatever INBOX_SWEEP_SECONDS says for lost jobs.
+SWEEP_TICK_SECONDS = 5
+# A never-handed-off event this young may still be in its webhook's hands.
+UNSENT_GRACE = timedelta(seconds=1)
 TOKEN_REFRESH_AHEAD = timedelta(minutes=15)
 
 
@@ -179,10 +186,25 @@ async def _retry_or_park(
 async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str = "") -> str:
     """Fetch what one recorded webhook event names and write it; close the event.
 
-    The job leases the event under `ticket` (a follow-up after a budget wait) or its job id.
+    The job leases the event under `ticket` (a follow-up after a budget wait) or its job id. With
+    the database away where the job cannot even note a retry (its claim, its close), the same job
+    runs again in a few seconds: its holder is unchanged, so it takes its own lease back (or finds
+    the event closed) instead of leaving the event to the next sweep.
     """
-    sync: SyncContext = ctx["sync"]
     job_try = int(ctx.get("job_try", 1))
+    try:
+        return await _process(ctx, event_id, ticket, job_try)
+    except Retry:
+        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("event.database_unavailable", event_id=event_id, error=type(exc).__name__)
+        raise Retry(defer=min(DB_RETRY_MAX, float(job_try))) from exc
+
+
+async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int) -> str:
+    sync: SyncContext = ctx["sync"]
     holder = ticket or str(ctx.get("job_id") or uuid.uuid4().hex)
     claimed = await _claim(sync, event_id, holder)
     if claimed is None:
@@ -267,11 +289,14 @@ async def sync_type(ctx: dict[str, Any], user_id: str, data_type: str, trigger: 
 
 
 async def sweep_inbox(ctx: dict[str, Any]) -> int:
-    """Enqueue again the events still pending after INBOX_SWEEP_SECONDS (Redis was down, job lost)."""
+    """Enqueue what no job will take otherwise: events never handed off (the queue refused them:
+    Redis was away) at once, and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job
+    lost with its worker or with Redis)."""
     sync: SyncContext = ctx["sync"]
-    cutoff = utcnow() - timedelta(seconds=sync.settings.inbox_sweep_seconds)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=sync.settings.inbox_sweep_seconds)
     async with sync.session_factory() as session:
-        due = await Inbox(session).due(cutoff)
+        due = await Inbox(session).due(cutoff, unsent_before=now - UNSENT_GRACE)
     if not due:
         return 0
     sent = await hand_off(ctx["queue"], sync.session_factory, due)
@@ -323,7 +348,12 @@ JOBS: dict[str, JobSpec] = {
     )
 }
 CRONS: list[CronSpec] = [
-    CronSpec("sweep_inbox", sweep_inbox, lambda s: s.inbox_sweep_seconds, timeout=120),
+    CronSpec(
+        "sweep_inbox",
+        sweep_inbox,
+        lambda s: min(s.inbox_sweep_seconds, SWEEP_TICK_SECONDS),
+        timeout=120,
+    ),
     # One pass does it all: pending scores, backfills, retries and the audit slice.
     CronSpec("reconcile", reconcile_users, lambda s: s.reconcile_interval_seconds, timeout=900),
     CronSpec("refresh_tokens", refresh_tokens, lambda s: 300, timeout=300),

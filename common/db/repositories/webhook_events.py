@@ -137,16 +137,25 @@ class WebhookEventRepository:
         )
 
     async def unprocessed(
-        self, received_before: datetime, now: datetime, limit: int = 500
+        self,
+        received_before: datetime,
+        now: datetime,
+        limit: int = 500,
+        unsent_before: datetime | None = None,
     ) -> Sequence[WebhookEvent]:
-        """Pending events recorded before a moment whose last hand-off is also older, neither
-        leased to a job nor parked (the sweep)."""
+        """Pending events neither leased to a job nor parked (the sweep): those handed off before
+        `received_before` (recorded before it too), and those never handed off (a failed
+        enqueue took its note back) recorded before `unsent_before` (default: the same moment)."""
+        unsent_before = received_before if unsent_before is None else unsent_before
         stmt = (
             select(WebhookEvent)
             .where(
                 WebhookEvent.status == EventStatus.PENDING.value,
-                WebhookEvent.received_at < received_before,
-                (WebhookEvent.enqueued_at.is_(None)) | (WebhookEvent.enqueued_at < received_before),
+                (WebhookEvent.enqueued_at.is_(None) & (WebhookEvent.received_at < unsent_before))
+                | (
+                    (WebhookEvent.enqueued_at < received_before)
+                    & (WebhookEvent.received_at < received_before)
+                ),
                 (WebhookEvent.claimed_until.is_(None)) | (WebhookEvent.claimed_until <= now),
                 WebhookEvent.parked_at.is_(None),
             )

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from common.db.repositories import RecordRepository
 from common.db.repositories.records import parse_time
 from common.queue import ArqQueue
-from common.sync.jobs import sweep_inbox
+from common.sync.inbox import record_event
+from common.sync.jobs import UNSENT_GRACE, sweep_inbox
 from common.types import DataType, EventStatus
 from services.simulator.server import free_port
 from tests.common.db.samples import iso
@@ -50,6 +51,49 @@ async def test_events_arriving_while_the_queue_is_down_are_all_processed_later(
     assert {e.status for e in await pipe.events()} == {EventStatus.DONE.value}
     stored = {row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)}
     assert stored == {s["id"] for s in sleeps}
+
+
+@pytest.fixture
+async def patient(
+    backend: str, pg_url: str, sqlite_url: str, redis_url: str
+) -> AsyncIterator[Pipeline]:
+    """The pipeline with the production sweep interval, or longer: an hour."""
+    url = pg_url if backend == "postgresql" else sqlite_url
+    async with pipeline(backend, url, redis_url, inbox_sweep_seconds=3600) as running:
+        await running.connect(10001)
+        yield running
+
+
+async def test_what_the_queue_refused_is_swept_at_once_a_lost_job_after_the_interval(
+    patient: Pipeline,
+) -> None:
+    """Redis' return is followed within one sweep tick by the events recorded without it; an event
+    that was handed off waits INBOX_SWEEP_SECONDS, its job may still be queued."""
+    down = (
+        arq_queue(f"redis://127.0.0.1:{free_port()}/0") if patient.backend == "postgresql" else None
+    )
+    patient.use_queue(down)
+    refused = [patient.record(10001, "sleep", i) for i in range(3)]
+    for sleep in refused:
+        await patient.send_from_sim(10001, "sleep.updated", sleep["id"])
+    handed_off = patient.record(10001, "sleep", 3)
+    await record_event(
+        patient.ctx.engine,
+        trace_id="handed-off-1",
+        event_type="sleep.updated",
+        whoop_user_id=10001,
+        record_id=handed_off["id"],
+        payload="{}",
+        will_enqueue=True,  # noted as handed off: a queue that lost the job afterwards
+    )
+    await asyncio.sleep(UNSENT_GRACE.total_seconds() + 0.1)
+    queue = patient.inproc if patient.inproc is not None else ArqQueue(patient.ctx.redis)  # type: ignore[arg-type]
+    assert await sweep_inbox(patient.job_ctx(queue)) == 3
+    await patient.drain()
+    status = {e.record_id: e.status for e in await patient.events()}
+    assert status == {s["id"]: EventStatus.DONE.value for s in refused} | {
+        handed_off["id"]: EventStatus.PENDING.value
+    }
 
 
 async def test_an_older_fetch_never_overwrites_a_newer_row(pipe: Pipeline) -> None:
