@@ -48,9 +48,12 @@ class ResilientWorker(Worker):
             await super().start_jobs(job_ids)
         except REDIS_FAILURES:
             # arq counts the job and holds a semaphore slot before its MULTI/EXEC; a failure there
-            # leaves both taken for a job that never started.
-            self.job_counter -= 1
-            self.sem.release()
+            # leaves both taken for a job that never started. Give them back only then: a failure
+            # after arq's own release (it handles a lost WATCH itself) must not free a slot twice.
+            running = sum(1 for task in self.tasks.values() if not task.done())
+            if self.job_counter > running:
+                self.job_counter -= 1
+                self.sem.release()
             raise
 
     async def close(self) -> None:
