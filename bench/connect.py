@@ -49,8 +49,9 @@ async def connect_users(
                     try:
                         await _connect_one(http, api, tokens[user_id], whoop_id)
                         return
-                    except RuntimeError:
-                        # On a fast simulated clock a code can expire before it is exchanged.
+                    except (RuntimeError, httpx.TransportError):
+                        # On a fast simulated clock a code can expire before it is exchanged,
+                        # and a kept-alive connection the server just closed fails once.
                         if attempt == 2:
                             raise
 
