@@ -8,7 +8,11 @@ WHOOP sends no cycle webhooks). Reads: *app opens* (six opens in waking hours, e
 sleep and cycle, plus two workout reads) or *heavy* (20 reads of every type in waking hours).
 
 Every duration is divided by one factor: the simulator's clock runs FACTOR times faster, and the
-thresholds, liveness window, reconcile interval and inbox sweep are divided by it (whole seconds).
+thresholds, liveness window, reconcile interval and inbox sweep are divided by it (the settings take
+whole seconds: the full run's factor, 300, divides all but the inbox sweep exactly). Set-up (the
+history's pending records scored, the members connected through the OAuth flow, their backfills) is
+not part of the day: the counters start after it. Budgets are unbounded, so that each design's count
+is what it asks of WHOOP; what 10,000 calls a day carry follows from the count.
 whoop-sync runs for real (api, webhook and worker processes on PostgreSQL and Redis) and its calls are
 counted at the simulator. The guide's design, hourly polling and the ideal are computed from the same
 generated change and read schedule (running them would only replay the schedule against a counter):
