@@ -331,7 +331,13 @@ async def _day(run: Run, day_seconds: float) -> DayOutcome:
                 app_users = {w: uuid.uuid4() for w in whoop_ids}
                 set_up = time.monotonic()
                 tokens = await connect_users(api, [(u, w) for w, u in app_users.items()], 32)
-                await wait_backfilled(dsn, run.users, 900)
+                whoop_of = {u: w for w, u in app_users.items()}
+
+                async def connect_again(stuck: list[uuid.UUID]) -> None:
+                    print(f"   economy: connecting {len(stuck)} users again", flush=True)
+                    await connect_users(api, [(u, whoop_of[u]) for u in stuck], 8)
+
+                await wait_backfilled(dsn, run.users, 900, on_stall=connect_again)
                 set_up_seconds = time.monotonic() - set_up
                 reads = reads_plan(run.profile, whoop_ids, rng)
                 plan: list[Planned] = [
