@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
 import time
 import uuid
@@ -407,7 +408,7 @@ def _per_user_day(calls: float, users: int) -> float:
     return round(calls / users, 2)
 
 
-def _profile_rows(profile: str, webhooks: DayOutcome, threshold: DayOutcome) -> list[Row]:
+def _profile_rows(profile: str, webhooks: DayOutcome, threshold: DayOutcome | None) -> list[Row]:
     users = webhooks.run.users
     ideal = ideal_calls(webhooks.announced, webhooks.reads)
     guide = guide_calls(webhooks.reads)
@@ -415,11 +416,16 @@ def _profile_rows(profile: str, webhooks: DayOutcome, threshold: DayOutcome) -> 
     p99 = _percentile(webhooks.lags, 0.99)
     stale = webhooks.sources.get("stale_cache", 0)
     label = f"economy [{profile}, {users} users]"
-    return [
+    rows = [
         at_most(f"{label}: webhooks vs ideal", webhooks.calls, ideal, "calls", 1.2),
         at_most(f"{label}: webhooks vs guide", webhooks.calls, guide, "calls", 0.2),
-        info(f"{label}: threshold vs ideal", threshold.calls, ideal, "calls"),
-        info(f"{label}: threshold vs guide", threshold.calls, guide, "calls"),
+    ]
+    if threshold is not None:
+        rows += [
+            info(f"{label}: threshold vs ideal", threshold.calls, ideal, "calls"),
+            info(f"{label}: threshold vs guide", threshold.calls, guide, "calls"),
+        ]
+    rows += [
         info(f"{label}: webhooks, calls per user-day", per_user, None, "calls"),
         info(
             f"{label}: users 10,000 calls a day carry (webhooks)",
@@ -430,18 +436,22 @@ def _profile_rows(profile: str, webhooks: DayOutcome, threshold: DayOutcome) -> 
         at_most(f"{label}: freshness p99 (webhooks)", p99, 60.0, "s", 1.0),
         at_most(f"{label}: stale_cache reads (webhooks)", stale, 1, "reads", 0.0),
     ]
+    return rows
 
 
-def _table(days: dict[str, tuple[DayOutcome, DayOutcome]]) -> list[dict[str, Any]]:
+def _table(days: dict[str, tuple[DayOutcome, DayOutcome | None]]) -> list[dict[str, Any]]:
     """Calls per user-day by design and profile, for the JSON, the README and the chart."""
     rows = []
     for profile, (webhooks, threshold) in days.items():
         users = webhooks.run.users
         ideal = ideal_calls(webhooks.announced, webhooks.reads)
         guide = guide_calls(webhooks.reads)
-        designs = {
-            "whoop-sync webhooks": (webhooks.calls, "measured", webhooks),
-            "whoop-sync threshold": (threshold.calls, "measured", threshold),
+        designs: dict[str, tuple[int, str, DayOutcome | None]] = {
+            "whoop-sync webhooks": (webhooks.calls, "measured", webhooks)
+        }
+        if threshold is not None:
+            designs["whoop-sync threshold"] = (threshold.calls, "measured", threshold)
+        designs |= {
             "guide (fetch on read past threshold)": (guide, "computed", None),
             "hourly polling, 30 days": (polling_calls(users), "computed", None),
             "ideal": (ideal, "computed", None),
@@ -526,10 +536,14 @@ async def run(opts: Options) -> ScenarioResult:
     day_seconds = opts.economy_day_seconds
     factor = DAY / day_seconds
     sizes = {"app_opens": opts.economy_users, "heavy": opts.economy_heavy_users}
-    days: dict[str, tuple[DayOutcome, DayOutcome]] = {}
+    # WHOOPSYNC_BENCH_ECONOMY_MODES=webhooks leaves the threshold days out (half the run's time).
+    modes = os.environ.get("WHOOPSYNC_BENCH_ECONOMY_MODES", "webhooks,threshold").split(",")
+    days: dict[str, tuple[DayOutcome, DayOutcome | None]] = {}
     for profile, users in sizes.items():
         webhooks = _said(await _day(Run("webhooks", profile, users), day_seconds))
-        threshold = _said(await _day(Run("threshold", profile, users), day_seconds))
+        threshold = None
+        if "threshold" in modes:
+            threshold = _said(await _day(Run("threshold", profile, users), day_seconds))
         days[profile] = (webhooks, threshold)
         result.rows += _profile_rows(profile, webhooks, threshold)
     table = _table(days)
@@ -558,6 +572,7 @@ async def run(opts: Options) -> ScenarioResult:
             }
             for pair in days.values()
             for d in pair
+            if d is not None
         },
     }
     result.notes.append(
