@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -49,8 +50,9 @@ async def connect_users(
                     try:
                         await _connect_one(http, api, tokens[user_id], whoop_id)
                         return
-                    except RuntimeError:
-                        # On a fast simulated clock a code can expire before it is exchanged.
+                    except (RuntimeError, httpx.TransportError):
+                        # On a fast simulated clock a code can expire before it is exchanged,
+                        # and a kept-alive connection the server just closed fails once.
                         if attempt == 2:
                             raise
 
@@ -58,19 +60,45 @@ async def connect_users(
     return tokens
 
 
-async def wait_backfilled(dsn: str, users: int, limit: float, poll: float = 0.1) -> float:
-    """Wait until every user's four types have a finished backfill attempt; returns when (epoch)."""
+async def wait_backfilled(
+    dsn: str,
+    users: int,
+    limit: float,
+    poll: float = 0.1,
+    *,
+    on_stall: Callable[[list[uuid.UUID]], Awaitable[None]] | None = None,
+    stall: float = 20.0,
+) -> float:
+    """Wait until every user's four types have a finished backfill attempt; returns when (epoch).
+
+    With `on_stall`, when nothing moved for `stall` seconds it is called with the users whose
+    backfill never started (its enqueue failed: the product finishes those a quarter of an hour
+    later, by reconciliation), and the wait goes on.
+    """
     conn = await asyncpg.connect(dsn)
     deadline = time.monotonic() + limit
+    last, moved = -1, time.monotonic()
     try:
         while time.monotonic() < deadline:
-            done = await conn.fetchval(
-                "SELECT count(DISTINCT (user_id, data_type)) FROM whoop_sync_attempt "
-                "WHERE trigger = 'backfill'"
-            )
-            if int(done) >= users * 4:
+            done = int(await conn.fetchval(_BACKFILLED))
+            if done >= users * 4:
                 return time.time()
+            if done != last:
+                last, moved = done, time.monotonic()
+            elif on_stall is not None and time.monotonic() - moved > stall:
+                await on_stall(list(await conn.fetchval(_NOT_STARTED)))
+                moved = time.monotonic()
             await asyncio.sleep(poll)
     finally:
         await conn.close()
     raise RuntimeError(f"backfill of {users} users not finished within {limit:.0f}s")
+
+
+_BACKFILLED = (
+    "SELECT count(DISTINCT (user_id, data_type)) FROM whoop_sync_attempt WHERE trigger = 'backfill'"
+)
+_NOT_STARTED = (
+    "SELECT coalesce(array_agg(c.user_id), '{}') FROM whoop_connection AS c "
+    "WHERE NOT EXISTS (SELECT 1 FROM whoop_sync_attempt AS a "
+    "WHERE a.user_id = c.user_id AND a.trigger = 'backfill')"
+)

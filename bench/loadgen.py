@@ -35,7 +35,26 @@ class Connection:
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, bytes]:
-        """Send one request, read the whole answer."""
+        """Send one request, read the whole answer.
+
+        A kept-alive connection the server closed while idle (uvicorn closes them after a few
+        seconds) fails before any byte of the answer; the request is then sent once more on a
+        new connection, as HTTP clients do: the server never saw it.
+        """
+        reused = self.writer is not None and not self.writer.is_closing()
+        try:
+            return await self._exchange(method, path, headers, body)
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+            partial = getattr(exc, "partial", b"")
+            if not reused or partial:
+                raise
+            self.close()
+            self.writer = None
+            return await self._exchange(method, path, headers, body)
+
+    async def _exchange(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, bytes]:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -43,6 +62,7 @@ class Connection:
         lines += [f"{k}: {v}" for k, v in headers.items()]
         lines.append(f"Content-Length: {len(body or b'')}")
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        await self.writer.drain()
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
