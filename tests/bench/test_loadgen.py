@@ -1,3 +1,7 @@
+"""The load generator's connection: a kept-alive connection the server closed is not a failed read."""
+
+from __future__ import annotations
+
 import asyncio
 
 from bench.loadgen import Connection
