@@ -177,6 +177,18 @@ def _simulated(scaled: dict[str, int], factor: float) -> dict[str, float]:
     return {k: round(v * factor, 1) for k, v in scaled.items()}
 
 
+def _clock(day_seconds: float) -> dict[str, Any]:
+    """One profile's day length, clock factor and scaled settings (real and simulated seconds)."""
+    factor = DAY / day_seconds
+    scaled = _scaled(factor)
+    return {
+        "simulated_day_real_seconds": day_seconds,
+        "time_factor": factor,
+        "scaled_settings": scaled,
+        "scaled_settings_on_simulated_clock": _simulated(scaled, factor),
+    }
+
+
 async def _score_history(ctl: SimControl, whoop_ids: list[int]) -> int:
     """Score what the generated history left PENDING_SCORE (the newest night, some workouts):
     the day starts after a night WHOOP scored long ago. Members are not connected yet, so no
@@ -641,17 +653,7 @@ async def run(opts: Options) -> ScenarioResult:
     table = _table(days)
     chart = write_chart(table, RESULTS / "economy.png")
     result.details = {
-        "clock": {
-            profile: {
-                "simulated_day_real_seconds": day_seconds,
-                "time_factor": DAY / day_seconds,
-                "scaled_settings": _scaled(DAY / day_seconds),
-                "scaled_settings_on_simulated_clock": _simulated(
-                    _scaled(DAY / day_seconds), DAY / day_seconds
-                ),
-            }
-            for profile, (_users, day_seconds) in sizes.items()
-        },
+        "clock": {profile: _clock(day_seconds) for profile, (_users, day_seconds) in sizes.items()},
         "table": table,
         "chart": chart.name,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
