@@ -4,13 +4,17 @@ Both run the same job functions (`async def job(ctx, *plain_ids)`) under the sam
 raises `arq.Retry(defer=…)` runs again after the delay until its `max_tries`; any other exception, or
 running past its `timeout`, ends it. Jobs are at-least-once, so every job is idempotent, and dedup
 lives in the database, never in a queue id. Jobs lost with a process (the in-process queue is memory
-only) are recovered by the inbox sweeper, which enqueues recorded events still pending.
+only) or with Redis are recovered by the inbox sweeper, which enqueues recorded events still
+pending. Each queue says since when its oldest job has been waiting for a worker (`waiting_since`):
+every job handed on before then has started, so the sweeper takes only those events for lost and
+never piles copies onto a queue that is merely behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import BlockingConnectionPool
@@ -40,6 +44,11 @@ class Queue(Protocol):
 
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
         """Run `job_name(*args)` soon (or after `_defer_by` seconds)."""
+        ...
+
+    async def waiting_since(self) -> float | None:
+        """When (epoch seconds) the oldest job that is due but not started became due; None when
+        no job waits for a worker. Raises QueueUnavailable when the queue cannot say."""
         ...
 
 
@@ -73,6 +82,21 @@ def arq_redis(url: str, *, connect_timeout: float = 1.0, max_connections: int = 
     return redis
 
 
+# The score of the oldest due job no worker has started: arq keeps a running job in the queue, with
+# its in-progress key, until it finishes. Only the first `limit` due jobs are looked at; when all of
+# them are running, the queue is as far behind as the oldest of them (the cautious answer).
+_OLDEST_WAITING = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do
+  if redis.call('EXISTS', ARGV[3] .. due[i]) == 0 then return due[i + 1] end
+end
+if #due > 0 and #due >= 2 * tonumber(ARGV[2]) then return due[2] end
+return false
+"""
+# How many running jobs the look-up steps over; far more than the workers' job slots together.
+WAITING_SCAN = 1000
+
+
 # The time an enqueue may take before it counts as failed: the webhook answers within it, and an
 # event whose hand-off ran out of time is enqueued by the inbox sweeper instead.
 ENQUEUE_BUDGET = 0.25
@@ -84,6 +108,7 @@ class ArqQueue:
     def __init__(self, pool: ArqRedis, *, timeout: float = ENQUEUE_BUDGET) -> None:
         self.pool = pool
         self.timeout = timeout
+        self._oldest_waiting = pool.register_script(_OLDEST_WAITING)
 
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
         """Add a job to arq's queue."""
@@ -92,6 +117,18 @@ class ArqQueue:
                 await self._add(job_name, args, _defer_by)
         except Exception as exc:  # OSError, TimeoutError and redis-py's own errors alike
             raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def waiting_since(self) -> float | None:
+        """The score (arq's due time) of the oldest due job no worker has started."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                score = await self._oldest_waiting(
+                    keys=[self.pool.default_queue_name],
+                    args=[timestamp_ms(), WAITING_SCAN, in_progress_key_prefix],
+                )
+        except Exception as exc:
+            raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+        return None if score is None else float(score) / 1000
 
     async def _add(self, job_name: str, args: tuple[Any, ...], defer_by: float | None) -> None:
         """What arq's `enqueue_job` writes (same job key, payload, expiry and score), in one
@@ -113,6 +150,7 @@ class _Pending:
     spec: JobSpec
     args: tuple[Any, ...]
     job_try: int = 1
+    token: int = 0
 
 
 class InProcessQueue:
@@ -131,6 +169,9 @@ class InProcessQueue:
         self._idle = asyncio.Event()
         self._idle.set()
         self._ids = itertools.count(1)
+        # The jobs put in the ready queue and not yet taken by a runner, oldest first: when each
+        # became due (wall clock, like arq's scores).
+        self._waiting: dict[int, float] = {}
 
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
         """Queue a job in memory (deferred jobs wait in a timer task)."""
@@ -139,14 +180,23 @@ class InProcessQueue:
         self._idle.clear()
         self._later(_Pending(f"{job_name}:{next(self._ids)}", spec, args), _defer_by)
 
+    async def waiting_since(self) -> float | None:
+        """When the oldest job in the ready queue (not taken by a runner yet) became due."""
+        return next(iter(self._waiting.values()), None)
+
+    def _put(self, pending: _Pending) -> None:
+        pending.token = next(self._ids)
+        self._waiting[pending.token] = time.time()
+        self._ready.put_nowait(pending)
+
     def _later(self, pending: _Pending, delay: float | None) -> None:
         if not delay:
-            self._ready.put_nowait(pending)
+            self._put(pending)
             return
 
         async def wait_then_put() -> None:
             await asyncio.sleep(delay)
-            self._ready.put_nowait(pending)
+            self._put(pending)
 
         self._spawn(wait_then_put())
 
@@ -177,6 +227,7 @@ class InProcessQueue:
     async def _runner(self) -> None:
         while True:
             pending = await self._ready.get()
+            self._waiting.pop(pending.token, None)
             try:
                 await self._run(pending)
             finally:

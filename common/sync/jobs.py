@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,7 +28,7 @@ from common.db.types import utcnow
 from common.feed.jobs import deliver_app, drain_changes, prune_changes, push_due
 from common.feed.push import DELIVER_APP
 from common.metrics import JOBS as JOB_METRIC
-from common.queue import JobSpec, QueueUnavailable
+from common.queue import JobSpec, Queue, QueueUnavailable
 from common.ratelimit import Priority
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
@@ -53,6 +53,9 @@ DB_RETRY_MAX = 5.0
 SWEEP_TICK_SECONDS = 5
 # A never-handed-off event this young may still be in its webhook's hands.
 UNSENT_GRACE = timedelta(seconds=1)
+# Between an event's hand-off note and its job's due time in the queue: the webhook notes it just
+# before enqueueing, and the processes' clocks may differ a little.
+HANDOFF_SLACK = timedelta(seconds=5)
 TOKEN_REFRESH_AHEAD = timedelta(minutes=15)
 
 
@@ -295,13 +298,33 @@ async def sweep_inbox(ctx: dict[str, Any]) -> int:
     sync: SyncContext = ctx["sync"]
     now = utcnow()
     cutoff = now - timedelta(seconds=sync.settings.inbox_sweep_seconds)
+    behind = await _queue_behind(ctx["queue"], now)
+    if behind is not None:  # a job handed on since is only waiting for a worker, not lost
+        cutoff = min(cutoff, now - behind - HANDOFF_SLACK)
     async with sync.session_factory() as session:
         due = await Inbox(session).due(cutoff, unsent_before=now - UNSENT_GRACE)
     if not due:
         return 0
     sent = await hand_off(ctx["queue"], sync.session_factory, due)
-    log.info("inbox.swept", due=len(due), enqueued=sent)
+    log.info(
+        "inbox.swept",
+        due=len(due),
+        enqueued=sent,
+        queue_behind_s=None if behind is None else round(behind.total_seconds(), 1),
+    )
     return sent
+
+
+async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
+    """How long the oldest job due in the queue has waited for a worker; None when none waits
+    (or the queue cannot say: then the hand-off fails too, and the unsent events wait)."""
+    try:
+        since = await queue.waiting_since()
+    except QueueUnavailable:
+        return None
+    if since is None:
+        return None
+    return max(timedelta(0), now - datetime.fromtimestamp(since, UTC))
 
 
 async def reconcile_users(ctx: dict[str, Any]) -> int:

@@ -51,6 +51,10 @@ class BackgroundBackfill:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def waiting_since(self) -> float | None:
+        """Never: a backfill starts at once."""
+        return None
+
     async def _backfill(self, user_id: uuid.UUID) -> None:
         try:
             async with self.ctx.session_factory() as session:

@@ -111,3 +111,61 @@ async def test_arq_queue_writes_jobs_arq_reads_now_and_deferred(
     assert later.score - later.enqueue_time.timestamp() * 1000 == pytest.approx(30_000, abs=2)
     ttl = await redis.pttl(f"arq:job:{later.job_id}")
     assert 86_400_000 + 25_000 < ttl <= 86_400_000 + 30_000  # arq's expiry: a day after it is due
+
+
+async def test_arq_queue_says_since_when_its_oldest_due_job_waits_for_a_worker(
+    redis_url: str, redis: aioredis.Redis
+) -> None:
+    pool = arq_redis(redis_url)
+    try:
+        queue = ArqQueue(pool)
+        assert await queue.waiting_since() is None
+        await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
+        assert await queue.waiting_since() is None  # deferred: not due yet
+        await queue.enqueue("process_webhook_event", 1)
+        await asyncio.sleep(0.05)
+        await queue.enqueue("process_webhook_event", 2)
+        first, second = sorted(
+            (j for j in await pool.queued_jobs() if j.function == "process_webhook_event"),
+            key=lambda j: j.score or 0,
+        )
+        assert await queue.waiting_since() == pytest.approx((first.score or 0) / 1000)
+        # A worker started the first one: arq keeps it in the queue under an in-progress key.
+        await redis.set(f"arq:in-progress:{first.job_id}", b"1")
+        assert await queue.waiting_since() == pytest.approx((second.score or 0) / 1000)
+        await redis.set(f"arq:in-progress:{second.job_id}", b"1")
+        assert await queue.waiting_since() is None
+    finally:
+        await pool.aclose()
+
+
+async def test_arq_queue_that_cannot_say_how_far_behind_it_is_is_unavailable() -> None:
+    redis = arq_redis(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
+    with pytest.raises(QueueUnavailable):
+        await ArqQueue(redis, timeout=1.0).waiting_since()
+    await redis.aclose()
+
+
+async def test_in_process_queue_says_since_when_its_oldest_job_waits_for_a_runner() -> None:
+    ran: list[int] = []
+    both = asyncio.Event()
+
+    async def job(ctx: dict[str, Any], value: int) -> None:
+        ran.append(value)
+        if len(ran) == 2:
+            both.set()
+
+    queue = InProcessQueue({"job": JobSpec("job", job, max_tries=1, timeout=5)}, {})
+    assert await queue.waiting_since() is None
+    before = time.time()
+    await queue.enqueue("job", 1)
+    await queue.enqueue("job", 2)
+    await queue.enqueue("job", 3, _defer_by=30)
+    since = await queue.waiting_since()
+    assert since is not None
+    assert before <= since <= time.time()
+    queue.start()
+    async with asyncio.timeout(5):
+        await both.wait()
+    assert await queue.waiting_since() is None  # the deferred one is not due
+    await queue.close()

@@ -96,6 +96,28 @@ async def test_what_the_queue_refused_is_swept_at_once_a_lost_job_after_the_inte
     }
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_events_whose_jobs_wait_in_a_queue_that_is_behind_are_not_handed_on_again(
+    pipe: Pipeline, redis: aioredis.Redis
+) -> None:
+    """A morning burst puts the queue behind by more than INBOX_SWEEP_SECONDS (1 s here): its jobs
+    are waiting, not lost, and the sweep adds no copy of them. Once Redis has lost them (restarted
+    without its data), the same sweep hands them on."""
+    queue = ArqQueue(pipe.ctx.redis)  # type: ignore[arg-type]
+    sleeps = [pipe.record(10001, "sleep", i) for i in range(3)]
+    for sleep in sleeps:
+        await pipe.send_from_sim(10001, "sleep.updated", sleep["id"])
+    assert await redis.zcard("arq:queue") == 3  # handed off; no worker runs yet
+    await asyncio.sleep(1.1)
+    assert await sweep_inbox(pipe.job_ctx(queue)) == 0
+    assert await redis.zcard("arq:queue") == 3
+    await redis.flushdb()
+    assert await sweep_inbox(pipe.job_ctx(queue)) == 3
+    await pipe.drain()
+    assert {e.status for e in await pipe.events()} == {EventStatus.DONE.value}
+    assert pipe.calls(SLEEP_BY_ID) == 3
+
+
 async def test_an_older_fetch_never_overwrites_a_newer_row(pipe: Pipeline) -> None:
     sleep = pipe.record(10001, "sleep")
     updated = parse_time(sleep["updated_at"])
