@@ -158,8 +158,8 @@ def polling_calls(users: int) -> int:
 
 def _scaled(factor: float) -> dict[str, int]:
     """The product's windows on the fast clock. The settings take whole seconds, so the factor is
-    chosen to divide them exactly (75: liveness 12 s, thresholds 96 s and 48 s, reconcile 12 s);
-    only the inbox sweep (60 s, a safety net for lost enqueues) rounds to 1 s."""
+    chosen to divide them exactly (50: liveness 18 s, thresholds 144 s and 72 s, reconcile 18 s);
+    only the inbox sweep (60 s, a safety net for lost jobs) rounds to 1 s."""
 
     def scale(seconds: float) -> int:
         return max(1, round(seconds / factor))
