@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from arq import Retry
+from arq.connections import ArqRedis
 
 from common.queue import ArqQueue, InProcessQueue, JobSpec, QueueUnavailable, arq_redis
 from services.simulator.server import free_port
@@ -88,18 +90,22 @@ async def test_arq_queue_reports_redis_down_quickly() -> None:
     await redis.aclose()
 
 
+@pytest.fixture
+async def pool(redis_url: str, redis: aioredis.Redis) -> AsyncIterator[ArqRedis]:
+    """An arq client on the flushed test index."""
+    client = arq_redis(redis_url)
+    yield client
+    await client.aclose()
+
+
 async def test_arq_queue_writes_jobs_arq_reads_now_and_deferred(
-    redis_url: str, redis: aioredis.Redis
+    pool: ArqRedis, redis: aioredis.Redis
 ) -> None:
-    pool = arq_redis(redis_url)
-    try:
-        queue = ArqQueue(pool)
-        before = time.time() * 1000
-        await queue.enqueue("process_webhook_event", 7)
-        await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
-        jobs = sorted(await pool.queued_jobs(), key=lambda j: j.score or 0)
-    finally:
-        await pool.aclose()
+    queue = ArqQueue(pool)
+    before = time.time() * 1000
+    await queue.enqueue("process_webhook_event", 7)
+    await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
+    jobs = sorted(await pool.queued_jobs(), key=lambda j: j.score or 0)
     assert [(j.function, j.args, j.kwargs) for j in jobs] == [
         ("process_webhook_event", (7,), {}),
         ("sync_type", ("u", "sleep", "read"), {}),
@@ -114,29 +120,25 @@ async def test_arq_queue_writes_jobs_arq_reads_now_and_deferred(
 
 
 async def test_arq_queue_says_since_when_its_oldest_due_job_waits_for_a_worker(
-    redis_url: str, redis: aioredis.Redis
+    pool: ArqRedis, redis: aioredis.Redis
 ) -> None:
-    pool = arq_redis(redis_url)
-    try:
-        queue = ArqQueue(pool)
-        assert await queue.waiting_since() is None
-        await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
-        assert await queue.waiting_since() is None  # deferred: not due yet
-        await queue.enqueue("process_webhook_event", 1)
-        await asyncio.sleep(0.05)
-        await queue.enqueue("process_webhook_event", 2)
-        first, second = sorted(
-            (j for j in await pool.queued_jobs() if j.function == "process_webhook_event"),
-            key=lambda j: j.score or 0,
-        )
-        assert await queue.waiting_since() == pytest.approx((first.score or 0) / 1000)
-        # A worker started the first one: arq keeps it in the queue under an in-progress key.
-        await redis.set(f"arq:in-progress:{first.job_id}", b"1")
-        assert await queue.waiting_since() == pytest.approx((second.score or 0) / 1000)
-        await redis.set(f"arq:in-progress:{second.job_id}", b"1")
-        assert await queue.waiting_since() is None
-    finally:
-        await pool.aclose()
+    queue = ArqQueue(pool)
+    assert await queue.waiting_since() is None
+    await queue.enqueue("sync_type", "u", "sleep", "read", _defer_by=30)
+    assert await queue.waiting_since() is None  # deferred: not due yet
+    await queue.enqueue("process_webhook_event", 1)
+    await asyncio.sleep(0.05)
+    await queue.enqueue("process_webhook_event", 2)
+    first, second = sorted(
+        (j for j in await pool.queued_jobs() if j.function == "process_webhook_event"),
+        key=lambda j: j.score or 0,
+    )
+    assert await queue.waiting_since() == pytest.approx((first.score or 0) / 1000)
+    # A worker started the first one: arq keeps it in the queue under an in-progress key.
+    await redis.set(f"arq:in-progress:{first.job_id}", b"1")
+    assert await queue.waiting_since() == pytest.approx((second.score or 0) / 1000)
+    await redis.set(f"arq:in-progress:{second.job_id}", b"1")
+    assert await queue.waiting_since() is None
 
 
 async def test_arq_queue_that_cannot_say_how_far_behind_it_is_is_unavailable() -> None:
