@@ -59,7 +59,7 @@ async def test_starts_refused_by_a_stopped_redis_leave_every_job_slot_free(
         queue = ArqQueue(pool)
         for n in range(MAX_JOBS):
             await queue.enqueue("hold", n)
-        ids = [j.job_id.encode() for j in await pool.queued_jobs()]
+        ids = [str(j.job_id).encode() for j in await pool.queued_jobs()]
         await worker.start_jobs(ids)
         async with asyncio.timeout(10):
             await started.wait()
