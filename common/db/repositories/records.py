@@ -8,9 +8,9 @@ and SQLite alike.
 
 A deleted record stays deleted (SPEC §4): every delete leaves a tombstone with the moment of the
 deletion, and the same upsert statement lets through only the incoming versions that no tombstone
-covers (`WITH incoming AS (VALUES …) INSERT … SELECT … WHERE NOT EXISTS (tombstone with deleted_at >= the
-version's updated_at) ON CONFLICT …`). A fetch that raced the delete, a collection sync or a job
-after a purge therefore writes nothing; a version WHOOP updated after the deletion is written.
+covers (`WITH incoming AS (SELECT … UNION ALL …) INSERT … SELECT … WHERE NOT EXISTS (tombstone
+with deleted_at >= the version's updated_at) ON CONFLICT …`). A fetch that raced the delete, a
+collection sync or a job after a purge therefore writes nothing; a version WHOOP updated after the deletion is written.
 Retention prunes tombstones older than RETENTION_DAYS.
 """
 
@@ -27,13 +27,13 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     cast,
-    column,
     delete,
     exists,
     func,
+    literal,
     select,
+    union_all,
     update,
-    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +55,8 @@ from common.db.types import utcnow
 from common.types import DataType, UpsertResult
 
 WhoopObject = Mapping[str, Any]
+# Rows per upsert statement: far below SQLite's 500 compound SELECTs and its bound-variable cap.
+BATCH = 100
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -199,20 +201,42 @@ class RecordRepository:
         summary = UpsertSummary({key: UpsertResult.UNCHANGED for key in newest})
         if not newest:
             return summary
+        pending = list(newest.values())
+        for start in range(0, len(pending), BATCH):
+            stmt = self._guarded_insert(pending[start : start + BATCH])
+            for key, version in (await self.session.execute(stmt)).all():
+                summary.results[key] = (
+                    UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
+                )
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self._undo_raced(summary)
+        written = [newest[k] for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
+        await ChangeRecorder(self.session).upserted(
+            self.kind.data_type, user_id, self.kind.key, written
+        )
+        return summary
+
+    def _guarded_insert(self, rows: list[dict[str, Any]]) -> Any:
+        """INSERT … SELECT … WHERE NOT EXISTS (tombstone) ON CONFLICT … WHERE older, for `rows`.
+
+        The incoming rows are a CTE of one bound SELECT per row joined by UNION ALL, not a VALUES
+        list: SQLAlchemy caches the compiled form of this statement for each row count (a VALUES
+        construct has no cache key, so it was compiled afresh on every write), and a CTE because
+        SQLite has no column list on a VALUES alias.
+        """
         table, tombstones = self.kind.table, self.kind.tombstones
-        names = list(next(iter(newest.values())))
-        incoming = (
-            values(*(column(n, table.c[n].type) for n in names), name="incoming")
-            .data([tuple(row[n] for n in names) for row in newest.values()])
-            .cte("incoming")
-        )  # a CTE: SQLite has no column list on a VALUES alias
+        names = list(rows[0])
+        selects = [
+            select(*(literal(row[n], table.c[n].type).label(n) for n in names)) for row in rows
+        ]
+        incoming = (selects[0] if len(selects) == 1 else union_all(*selects)).cte("incoming")
         deleted = exists().where(
             tombstones.c[self.kind.tombstone_key] == incoming.c[self.kind.tombstone_key],
             tombstones.c.deleted_at >= incoming.c.updated_at,
         )
         picked: list[Any] = list(incoming.c)
         if self.session.get_bind().dialect.name == "postgresql":
-            # A VALUES column of NULLs alone (a cycle still open has no `end`) is text to PostgreSQL.
+            # A column of NULLs alone (a cycle still open has no `end`) is text to PostgreSQL.
             picked = [cast(incoming.c[n], table.c[n].type) for n in names]
         stmt = dialect_insert(self.session, table).from_select(
             names, select(*picked).where(~deleted)
@@ -224,15 +248,7 @@ class RecordRepository:
             set_={**{name: excluded[name] for name in updatable}, "version": table.c.version + 1},
             where=table.c.updated_at < excluded.updated_at,
         ).returning(table.c[self.kind.key], table.c.version)
-        for key, version in (await self.session.execute(stmt)).all():
-            summary.results[key] = UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self._undo_raced(summary)
-        written = [newest[k] for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
-        await ChangeRecorder(self.session).upserted(
-            self.kind.data_type, user_id, self.kind.key, written
-        )
-        return summary
+        return stmt
 
     async def _undo_raced(self, summary: UpsertSummary) -> None:
         """Take back what a deletion committed during the upsert covers (PostgreSQL only).

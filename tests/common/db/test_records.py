@@ -6,9 +6,11 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from common.db.repositories import RecordRepository
+from common.db.repositories.records import BATCH
 from common.types import DataType, UpsertResult
 from tests.common.db import samples
 
@@ -64,6 +66,38 @@ async def test_upsert_batch_keeps_newest_duplicate_and_counts(any_session: Async
     assert summary.count(UpsertResult.INSERTED) == 2
     assert summary.written == 2
     assert (await repo.get(1)) == a2
+
+
+async def test_upsert_of_more_rows_than_one_statement_takes_writes_them_all(
+    any_session: AsyncSession,
+) -> None:
+    repo = RecordRepository(any_session, DataType.CYCLE)
+    objs = [samples.cycle(cycle_id=i, start=T0 + timedelta(days=i)) for i in range(BATCH * 2 + 30)]
+    objs[-1] = {**objs[-1], "end": None}  # the open cycle: a column of NULLs in its statement
+    summary = await repo.upsert(USER, objs)
+    assert summary.count(UpsertResult.INSERTED) == len(objs)
+    assert await repo.get(len(objs) - 1) == objs[-1]
+    assert len(await repo.read(USER, limit=1000)) == len(objs)
+
+
+async def test_upsert_statement_is_compiled_once_per_row_count(any_session: AsyncSession) -> None:
+    """The hot path of every event: the second write of the same shape reuses the compiled SQL."""
+    hits: list[object] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        context = args[-2]
+        if statement.lstrip().startswith("WITH incoming"):
+            hits.append(context.cache_hit == context.dialect.CACHE_HIT)  # type: ignore[attr-defined]
+
+    engine = any_session.get_bind()
+    repo = RecordRepository(any_session, DataType.SLEEP)
+    event.listen(engine, "after_cursor_execute", seen)
+    try:
+        for hour in range(3):
+            await repo.upsert(USER, [samples.sleep(start=T0 + timedelta(hours=hour))])
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+    assert hits[1:] == [True, True]
 
 
 async def test_recovery_is_keyed_by_cycle_and_read_by_created_at(any_session: AsyncSession) -> None:
