@@ -10,8 +10,8 @@ A deleted record stays deleted (SPEC §4): every delete leaves a tombstone with 
 deletion, and the same upsert statement lets through only the incoming versions that no tombstone
 covers (`WITH incoming AS (SELECT … UNION ALL …) INSERT … SELECT … WHERE NOT EXISTS (tombstone
 with deleted_at >= the version's updated_at) ON CONFLICT …`). A fetch that raced the delete, a
-collection sync or a job after a purge therefore writes nothing; a version WHOOP updated after the deletion is written.
-Retention prunes tombstones older than RETENTION_DAYS.
+collection sync or a job after a purge therefore writes nothing; a version WHOOP updated after the
+deletion is written. Retention prunes tombstones older than RETENTION_DAYS.
 """
 
 from __future__ import annotations
