@@ -36,3 +36,15 @@ if ! redis_up; then
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >/dev/null
   wait_for redis_up || fail "Redis did not come up on 127.0.0.1:$REDIS_PORT"
 fi
+
+# Tools the tests drive: a real browser for the console, PgBouncer for the transaction pooler,
+# promtool for the shipped alert rules. Installed with apt-get when missing (as root), else named.
+ensure_tool() {
+  command -v "$1" >/dev/null && return 0
+  install_pkgs "$1" "$2"
+  command -v "$1" >/dev/null || fail "$1 is still missing after installing $2"
+}
+ensure_tool chromium chromium
+ensure_tool chromedriver chromium-driver
+ensure_tool pgbouncer pgbouncer
+ensure_tool promtool prometheus
