@@ -49,7 +49,7 @@ from services.api.schemas import NOTE_API, NOTE_CACHE, WARNING_STALE
 log = structlog.get_logger()
 
 FlightKey = tuple[uuid.UUID, DataType, datetime | None, datetime | None, int]
-RENEW_ACCESS = "WHOOP access must be renewed: the user has to connect their WHOOP account again"
+RENEW_ACCESS = "WHOOP access must be renewed: reconnect the WHOOP account"
 
 
 @dataclass(frozen=True)

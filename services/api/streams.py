@@ -170,4 +170,6 @@ async def holding(
             yield item
     finally:
         keeper.cancel()
-        await slots.release(user_id, slot)
+        # A stream ends by cancellation (the client went away), which the server repeats at
+        # each await: the release runs in a task of its own that the cancellation cannot stop.
+        await asyncio.shield(asyncio.ensure_future(slots.release(user_id, slot)))

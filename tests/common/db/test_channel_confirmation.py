@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 

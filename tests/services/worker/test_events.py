@@ -51,7 +51,8 @@ async def test_a_new_nights_sleep_refreshes_the_newest_cycles_once(pipe: Pipelin
     # The page was a sync of the newest cycles: it confirms the type. The sleep, fetched by id,
     # confirms nothing: only its last fetch moves.
     cycle_state = await _sync_state(pipe, 10001, DataType.CYCLE)
-    assert cycle_state is not None and cycle_state.last_sync_at is not None
+    assert cycle_state is not None
+    assert cycle_state.last_sync_at is not None
     assert cycle_state.last_sync_at >= event.received_at
     sleep_state = await _sync_state(pipe, 10001, DataType.SLEEP)
     assert sleep_state is not None
@@ -116,7 +117,8 @@ async def test_workout_updated_fetches_the_workout_alone(pipe: Pipeline) -> None
     assert pipe.calls(CYCLES) == 0
     assert pipe.sim.sim.counters.total == 1
     state = await _sync_state(pipe, 10002, DataType.WORKOUT)
-    assert state is not None and state.last_sync_at is None  # a by-id fetch confirms nothing
+    assert state is not None
+    assert state.last_sync_at is None  # a by-id fetch confirms nothing
 
 
 async def test_deletes_remove_rows_and_a_sleep_takes_its_recovery(pipe: Pipeline) -> None:
