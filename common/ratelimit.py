@@ -432,6 +432,8 @@ class RedisRateLimiter(_BaseLimiter):
 def create_rate_limiter(settings: Settings, redis: Redis | None, **kwargs: Any) -> RateLimiter:
     """The shared Redis budget when Redis is configured, else the in-process one."""
     per_minute, per_day = settings.whoop_rate_limit_per_minute, settings.whoop_rate_limit_per_day
+    scale = settings.budget_time_scale
+    kwargs = {"window": 60.0 / scale, "day_window": DAY / scale, **kwargs}
     if redis is None:
         return LocalRateLimiter(per_minute, per_day, **kwargs)
     return RedisRateLimiter(redis, per_minute, per_day, **kwargs)

@@ -147,6 +147,7 @@ class RedisUserShare:
 def create_user_share(settings: Settings, redis: Redis | None) -> UserShare:
     """The shares in Redis when Redis is configured, else in this process."""
     per_minute, per_day = settings.user_refreshes_per_minute, settings.user_refreshes_per_day
+    minute, day = MINUTE / settings.budget_time_scale, DAY / settings.budget_time_scale
     if redis is None:
-        return LocalUserShare(per_minute, per_day)
-    return RedisUserShare(redis, per_minute, per_day)
+        return LocalUserShare(per_minute, per_day, window=minute, day_window=day)
+    return RedisUserShare(redis, per_minute, per_day, window=minute, day_window=day)

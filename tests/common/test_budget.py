@@ -11,7 +11,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.budget import users_carried
-from common.ratelimit import LimiterUsage, LocalRateLimiter, Priority, RateLimiter, RedisRateLimiter
+from common.config import Settings
+from common.ratelimit import (
+    LimiterUsage,
+    LocalRateLimiter,
+    Priority,
+    RateLimiter,
+    RedisRateLimiter,
+    create_rate_limiter,
+)
+from common.usershare import LocalUserShare, RedisUserShare, create_user_share
 from common.whoop.errors import WhoopRateLimited
 from tests.common.whoop.fakes import FakeClock
 
@@ -87,3 +96,13 @@ def test_users_carried_at_the_forecasts_calls_per_user() -> None:
     assert users_carried(10_000, 8_000, 800) == 1_000
     assert users_carried(10_000, 0, 5) == 5
     assert users_carried(10_000, 500, 0) == 0
+
+
+def test_a_time_scale_shrinks_the_budgets_windows(redis: aioredis.Redis) -> None:
+    settings = Settings(budget_time_scale=50)
+    for limiter in (create_rate_limiter(settings, None), create_rate_limiter(settings, redis)):
+        assert isinstance(limiter, LocalRateLimiter | RedisRateLimiter)
+        assert (limiter.window, limiter.day_window) == (1.2, 1728.0)
+    for share in (create_user_share(settings, None), create_user_share(settings, redis)):
+        assert isinstance(share, LocalUserShare | RedisUserShare)
+        assert (share.window, share.day_window) == (1.2, 1728.0)

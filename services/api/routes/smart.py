@@ -54,6 +54,10 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,
     **NOT_CONNECTED,
     **VALIDATION,
+    429: error_example(
+        "rate_limited",
+        "Nothing is cached yet: The refresh limit of this user was reached; retry in 42s",
+    ),
     502: error_example(
         "whoop_unavailable",
         "WHOOP sync failed and nothing is cached: Connection timeout from WHOOP API",
