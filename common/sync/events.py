@@ -185,16 +185,32 @@ class EventHandler:
                 await fetch.sleep(key, with_recovery=event_type != "sleep.updated")
         except WhoopError as exc:
             error = exc
-        writes = fetch.writes
-        written = await self.service.apply(user_id, writes)
+        written = await self.service.apply(user_id, fetch.writes)
         for data_type, keys in fetch.asked.items():
             await RecordRepository(self.service.session, data_type).mark_checked(
                 user_id, keys, started
             )
-        for data_type, objects in writes.upserts.items():
+        await self._record(user_id, fetch, started, clock)
+        if error is not None:
+            primary = DataType(event_type.split(".")[0])
+            await self.service.record(
+                user_id, primary, Trigger.WEBHOOK, status_of(error), 0, started, clock, error.reason
+            )
+        await self.service.session.commit()  # inside the lock: the next event sees what was asked
+        if written and received_at is not None and any(written.values()):
+            FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
+        if error is None:
+            return EventOutcome(EventStatus.DONE, user_id=user_id, written=written)
+        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, written)
+
+    async def _record(
+        self, user_id: uuid.UUID, fetch: _Fetcher, started: datetime, clock: float
+    ) -> None:
+        """The attempts: by-id fetches confirm nothing (they move `last_fetch_at` only, SPEC
+        4.1); a new night's page of the newest cycles is a sync of them and confirms the type."""
+        for data_type, objects in fetch.writes.upserts.items():
             if data_type is DataType.CYCLE and fetch.night_cycles is not None:
-                continue  # recorded below, as the sync of the newest cycles it was
-            # A by-id fetch confirms nothing: it moves `last_fetch_at` only (SPEC 4.1).
+                continue
             await self.service.record(
                 user_id,
                 data_type,
@@ -215,17 +231,6 @@ class EventHandler:
                 started,
                 clock,
             )
-        if error is not None:
-            primary = DataType(event_type.split(".")[0])
-            await self.service.record(
-                user_id, primary, Trigger.WEBHOOK, status_of(error), 0, started, clock, error.reason
-            )
-        await self.service.session.commit()  # inside the lock: the next event sees what was asked
-        if written and received_at is not None and any(written.values()):
-            FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
-        if error is None:
-            return EventOutcome(EventStatus.DONE, user_id=user_id, written=written)
-        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, written)
 
 
 class _Fetcher:
