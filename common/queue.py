@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,9 +112,15 @@ class ArqQueue:
 
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
         """Add a job to arq's queue."""
+        await self.enqueue_many(job_name, [args], _defer_by=_defer_by)
+
+    async def enqueue_many(
+        self, job_name: str, args_list: Sequence[tuple[Any, ...]], _defer_by: float | None = None
+    ) -> None:
+        """Add one job per arguments tuple, all in one round trip (a burst of webhooks)."""
         try:
             async with asyncio.timeout(self.timeout):
-                await self._add(job_name, args, _defer_by)
+                await self._add(job_name, args_list, _defer_by)
         except Exception as exc:  # OSError, TimeoutError and redis-py's own errors alike
             raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -130,17 +136,23 @@ class ArqQueue:
             raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
         return None if score is None else float(score) / 1000
 
-    async def _add(self, job_name: str, args: tuple[Any, ...], defer_by: float | None) -> None:
-        """What arq's `enqueue_job` writes (same job key, payload, expiry and score), in one
-        MULTI/EXEC round trip. arq first WATCHes the key and checks it and its result key exist,
-        which guards a caller-chosen `_job_id`; ours are random, so that only cost round trips."""
-        job_id = uuid.uuid4().hex
+    async def _add(
+        self, job_name: str, args_list: Sequence[tuple[Any, ...]], defer_by: float | None
+    ) -> None:
+        """What arq's `enqueue_job` writes (same job key, payload, expiry and score) for each job,
+        in one MULTI/EXEC round trip. arq first WATCHes the key and checks it and its result key
+        exist, which guards a caller-chosen `_job_id`; ours are random, so that only cost round
+        trips."""
         now = timestamp_ms()
         defer_ms = round(defer_by * 1000) if defer_by else 0
-        job = serialize_job(job_name, args, {}, None, now, serializer=self.pool.job_serializer)
         async with self.pool.pipeline(transaction=True) as pipe:
-            pipe.psetex(job_key_prefix + job_id, defer_ms + self.pool.expires_extra_ms, job)
-            pipe.zadd(self.pool.default_queue_name, {job_id: now + defer_ms})
+            for args in args_list:
+                job_id = uuid.uuid4().hex
+                job = serialize_job(
+                    job_name, args, {}, None, now, serializer=self.pool.job_serializer
+                )
+                pipe.psetex(job_key_prefix + job_id, defer_ms + self.pool.expires_extra_ms, job)
+                pipe.zadd(self.pool.default_queue_name, {job_id: now + defer_ms})
             await pipe.execute()
 
 

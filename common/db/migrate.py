@@ -8,7 +8,17 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_HERE = Path(__file__).resolve().parent
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: shipped in the installed package (`common/db/migrations`, see
+    pyproject's force-include), else the checkout's `migrations/` beside `common/`."""
+    packaged = _HERE / "migrations"
+    return packaged if (packaged / "env.py").is_file() else _HERE.parents[1] / "migrations"
+
+
+MIGRATIONS_DIR = migrations_dir()
 
 
 def alembic_config(database_url: str) -> Config:

@@ -7,6 +7,9 @@ import binascii
 import re
 
 _FORM = re.compile(r"^c:(0|[1-9][0-9]{0,18})$")
+# Change numbers are PostgreSQL bigints (SQLite integers alike): a larger one was never handed
+# out, and as a query parameter it would overflow the driver instead of reading nothing.
+MAX_SEQ = 2**63 - 1
 
 
 class MalformedCursor(ValueError):
@@ -27,4 +30,7 @@ def decode(cursor: str) -> int:
     match = _FORM.match(raw)
     if match is None or encode(int(match.group(1))) != cursor:
         raise MalformedCursor("not a cursor of this feed")
-    return int(match.group(1))
+    seq = int(match.group(1))
+    if seq > MAX_SEQ:
+        raise MalformedCursor("not a cursor of this feed (number out of range)")
+    return seq

@@ -16,6 +16,7 @@ from typing import Any, cast
 import structlog
 from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from common.auth import TokenVerifier
 from common.config import Settings
@@ -96,6 +97,11 @@ def build_api_state(settings: Settings, ctx: SyncContext, queue: Queue | None = 
     )
 
 
+# /docs and /redoc load their scripts and styles from the installed package (fastapi-offline),
+# not from a CDN: they work wherever the api is reachable.
+DOCS_ASSETS = "/docs/assets"
+
+
 def install_api(app: FastAPI) -> None:
     """Add the api's routers and the error form to an app (standalone or `serve`)."""
     install_error_handlers(app)
@@ -153,8 +159,12 @@ def create_app(settings: Settings) -> FastAPI:
                 await state.queue.close()
             await ctx.close()
 
-    app = FastAPI(
-        title="whoop-sync api", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    app = FastAPIOffline(
+        title="whoop-sync api",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     install_api(app)
     app.include_router(ops_router(readiness_checks(settings)))

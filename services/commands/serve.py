@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from common.config import Settings
 from common.db.migrate import upgrade_async
@@ -28,6 +29,7 @@ from common.sync.inbox import resume_pending
 from common.sync.jobs import CRONS, JOBS
 from services.api.app import (
     DESCRIPTION,
+    DOCS_ASSETS,
     build_api_state,
     check_settings,
     install_api,
@@ -115,7 +117,13 @@ def create_app(settings: Settings) -> FastAPI:
             await jobs.close()
             await ctx.close()
 
-    app = FastAPI(title="whoop-sync", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(
+        title="whoop-sync",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+    )
     install_api(app)
     app.include_router(webhook_router())
     app.include_router(ops_router(readiness_checks(settings)))

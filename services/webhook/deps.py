@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.queue import Queue
+from common.sync.intake import Intake
 
 
 @dataclass
@@ -30,12 +29,8 @@ class WebhookState:
     # None when no queue is reachable from this process: events then wait for the sweeper.
     queue: Queue | None
     refusals: Refusals = field(default_factory=Refusals)
+    # Records and hand-offs of concurrent deliveries, batched (made from engine and queue).
+    intake: Intake = field(init=False)
 
-
-async def get_state(request: Request) -> WebhookState:
-    """The WebhookState of the running app."""
-    state: WebhookState = request.app.state.webhook
-    return state
-
-
-StateDep = Annotated[WebhookState, Depends(get_state)]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "intake", Intake(self.engine, self.queue))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from common.config import ConfigError, load_settings
-from common.feed.cursor import MalformedCursor, decode, encode
+from common.feed.cursor import MAX_SEQ, MalformedCursor, decode, encode
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -41,7 +41,7 @@ def test_a_push_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-@pytest.mark.parametrize("seq", [0, 1, 99, 2**62])
+@pytest.mark.parametrize("seq", [0, 1, 99, 2**62, MAX_SEQ])
 def test_cursors_round_trip(seq: int) -> None:
     assert decode(encode(seq)) == seq
 
@@ -52,3 +52,9 @@ def test_cursors_round_trip(seq: int) -> None:
 def test_cursors_the_feed_did_not_hand_out_are_refused(text: str) -> None:
     with pytest.raises(MalformedCursor):
         decode(text)
+
+
+@pytest.mark.parametrize("seq", [MAX_SEQ + 1, 9_999_999_999_999_999_999])
+def test_cursors_past_a_bigint_are_refused(seq: int) -> None:
+    with pytest.raises(MalformedCursor, match="out of range"):
+        decode(encode(seq))

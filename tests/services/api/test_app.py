@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -330,3 +331,18 @@ def test_api_command_refuses_to_start_without_jwt_secret(
     assert capsys.readouterr().err.strip() == (
         "whoop-sync: WHOOPSYNC_JWT_SECRET is required but not set"
     )
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_load_their_assets_from_the_app_not_a_cdn(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    html = await client.get(page)
+    assert html.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert any(a.endswith(".js") for a in assets), html.text
+    for asset in assets:
+        assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+        fetched = await client.get(asset)
+        assert fetched.status_code == 200, asset
+        assert fetched.content, asset

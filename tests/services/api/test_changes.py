@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from common.db.models import Change
 from common.db.repositories import RecordRepository
-from common.feed.cursor import decode, encode
+from common.feed.cursor import MAX_SEQ, decode, encode
 from common.types import DataType
 from tests.services.api.conftest import auth, make_settings, objects, running, state_of
 
@@ -126,6 +126,31 @@ async def test_malformed_cursor_or_limit_is_422(
     )
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("where", ["cursor", "Last-Event-ID"])
+async def test_a_cursor_past_a_bigint_is_422_not_an_overflow(
+    feed_client: httpx.AsyncClient, where: str
+) -> None:
+    user, overflow = uuid.uuid4(), encode(9_999_999_999_999_999_999)
+    if where == "cursor":
+        answer = await feed_client.get(
+            "/api/v1/smart/changes", params={"cursor": overflow}, headers=auth(user)
+        )
+    else:
+        headers = auth(user) | {"Last-Event-ID": overflow}
+        answer = await feed_client.get("/api/v1/smart/events", headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "validation_error"
+    assert "out of range" in answer.json()["error"]["message"]
+
+
+async def test_the_largest_cursor_reads_an_empty_page(feed_client: httpx.AsyncClient) -> None:
+    answer = await feed_client.get(
+        "/api/v1/smart/changes", params={"cursor": encode(MAX_SEQ)}, headers=auth(uuid.uuid4())
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"changes": [], "next_cursor": encode(MAX_SEQ), "has_more": False}
 
 
 async def test_cursor_older_than_retention_is_410(
