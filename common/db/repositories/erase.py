@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import (
@@ -93,8 +93,10 @@ class EraseRepository:
         """The connection row and the connect flow's states of the user; the audit's place in
         the rotation moves to the user before (it is kept as a user id)."""
         before = (
-            select(func.max(WhoopConnection.user_id))
+            select(WhoopConnection.user_id)
             .where(WhoopConnection.user_id < user_id)
+            .order_by(WhoopConnection.user_id.desc())
+            .limit(1)
             .scalar_subquery()
         )
         await self.session.execute(

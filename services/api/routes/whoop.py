@@ -230,6 +230,7 @@ async def connection(session: SessionDep, user_id: UserDep) -> ConnectionRespons
 @router.delete(
     "/connection",
     response_model=DisconnectResponse,
+    response_model_exclude_none=True,
     responses={**UNAUTHORIZED, **NOT_CONNECTED, **VALIDATION},
     summary="Revoke access at WHOOP and forget the tokens; `purge` drops the cached data too",
 )
