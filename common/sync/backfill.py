@@ -92,8 +92,8 @@ async def run_backfill(
     session = service.session
     connections = ConnectionRepository(session)
     row = await connections.get(user_id)
+    await session.commit()  # end the read: on SQLite a write after it could meet a stale snapshot
     if row is None or row.status != ConnectionStatus.ACTIVE.value:
-        await session.commit()
         return []
     due, now = row.backfill_pending_since, utcnow()
     fresh = due is None or row.backfill_status in (DONE, FAILED)  # asked for afresh: start over

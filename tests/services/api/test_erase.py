@@ -138,7 +138,8 @@ async def test_erase_leaves_no_table_holding_the_users_whoop_data(
     body = response.json()
     assert (body["status"], body["purged"], body["revoked_at_whoop"]) == ("revoked", True, True)
     receipt = body["receipt"]
-    assert receipt["user_id"] == str(user) and receipt["erased_at"]
+    assert receipt["user_id"] == str(user)
+    assert receipt["erased_at"]
     deleted = receipt["deleted"]
     assert deleted["records"] == {"recovery": 3, "sleep": 3, "cycle": 3, "workout": 2}
     assert deleted["tombstones"] == 1
