@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -19,12 +19,13 @@ import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
 from sqlalchemy import update
+from sse_starlette import ServerSentEvent
 
 from common.db.models import WhoopConnection
 from common.db.repositories import RecordRepository, SyncLogRepository
 from common.db.types import utcnow
 from common.feed.push import deliver_user
-from common.sync.backfill import MAX_FAILURES
+from common.sync.backfill import MAX_FAILURES, restart_failed
 from common.types import DataType
 from common.whoop.errors import WhoopReauthorizationRequired
 from services.api.routes.feed import _stream
@@ -75,9 +76,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def whoop() -> AsyncIterator[respx.MockRouter]:
+def whoop() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
-        yield router  # type: ignore[misc]
+        yield router
 
 
 def mock_collections(
@@ -165,7 +166,10 @@ async def test_lifecycle_changes_reach_changes_sse_and_pushes(
     assert completed["record"]["records"] == {"recovery": 2, "sleep": 2, "cycle": 2, "workout": 2}
 
     streamed: list[str] = []
-    events = _stream(context.session_factory, context.feed.notifier, user, 0)
+    events = cast(
+        AsyncGenerator[ServerSentEvent, None],
+        _stream(context.session_factory, context.feed.notifier, user, 0),
+    )
     async with asyncio.timeout(10):
         async for event in events:
             streamed.append(str(event.event))
@@ -302,6 +306,13 @@ async def test_a_type_that_keeps_failing_backs_off_then_fails_the_backfill(
     await drain(app)
     [completed] = [c for c in await feed(client, user) if c["action"] == "backfill.completed"]
     assert completed["record"]["status"] == "failed"
+    # The user's next audit asks for it again, from the start.
+    async with context.session_factory() as session:
+        assert await restart_failed(session, user)
+        await session.commit()
+    restarted = (await client.get("/api/v1/whoop/connection", headers=auth(user))).json()
+    assert restarted["backfill"]["status"] == "pending"
+    assert restarted["backfill"]["error"] is None
 
 
 async def _retry_now(app: FastAPI, user: uuid.UUID) -> None:
