@@ -208,10 +208,12 @@ async def _sync_type(
 
     async def flush() -> None:
         nonlocal written
+        progress["records"][name] += len(page)
+        # The progress first: its row lock comes before the write's share lock on the same row,
+        # so two backfills of one user never deadlock upgrading their share locks.
+        await connections.set_backfill(user_id, backfill_progress=orjson.dumps(progress).decode())
         summary = await service.write(user_id, data_type, page)
         written += summary.written
-        progress["records"][name] += len(page)
-        await connections.set_backfill(user_id, backfill_progress=orjson.dumps(progress).decode())
         await session.commit()
         page.clear()
 
