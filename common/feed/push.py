@@ -29,6 +29,7 @@ from common.db.models import AppDelivery, Change
 from common.db.repositories.deliveries import DeliveryRepository
 from common.db.types import utcnow
 from common.feed.cursor import encode
+from common.feed.lifecycle import event_name
 from common.locks import LockTimeout
 from common.metrics import APP_DELIVERIES, APP_DELIVERY_LAG
 
@@ -53,7 +54,7 @@ def payload(change: Change) -> bytes:
     """The body of a change's push."""
     return orjson.dumps(
         {
-            "type": f"{change.data_type}.{change.action}",
+            "type": event_name(change),
             "user_id": str(change.user_id),
             "whoop_user_id": change.whoop_user_id,
             "cursor": encode(change.seq),

@@ -5,7 +5,9 @@ another user's connection holds (not revoked) is moved only when the caller says
 (the POST callback, whose bearer owns the state); otherwise `AccountLinked` is raised and nothing is
 written. A move ends the old user's connection and, in the same transaction, hands the account's
 cached records, sync state and history to the new user, so that no user ever reads another's rows
-and none is left behind.
+and none is left behind. A user who links another account (W2 after W1) loses W1's records, sync
+state and history in the same transaction, each record with a `deleted` change. The feed says it:
+`connection.revoked` for a connection that ends, `connection.created` for the new one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
+from common.db.types import utcnow
+from common.feed.lifecycle import CONNECTION_CREATED, CONNECTION_REVOKED, record_lifecycle
 from common.types import ConnectionStatus, DataType
 
 __all__ = ["AccountLinked", "EncryptedTokens", "link_account"]
@@ -60,7 +64,9 @@ async def link_account(
         and not may_move
     ):
         raise AccountLinked(whoop_user_id)
-    own = await connections.get(user_id)
+    own = await connections.get(user_id, for_update=True)
+    if own is not None and own.whoop_user_id != whoop_user_id:
+        await _end_other_account(session, user_id, own.whoop_user_id, own.status)
     new_to_user = own is None or own.whoop_user_id != whoop_user_id
     await connections.save(  # ends the old holder's connection: the account is unique
         user_id=user_id,
@@ -76,21 +82,71 @@ async def link_account(
         for holder_id in {user_id, moved_from} - {None}:
             assert holder_id is not None
             await RecordRepository(session, data_type).forget_deletions(holder_id)
-    if new_to_user:
-        moved = 0
-        for data_type in DataType:
-            moved += await RecordRepository(session, data_type).reassign(whoop_user_id, user_id)
-        sync_log = SyncLogRepository(session)
-        if moved_from is not None:
-            await sync_log.move_user(moved_from, user_id)
-        else:  # whatever state the user had was another account's
-            await sync_log.delete_user(user_id)
-        log.info(
-            "connection.account_moved" if moved_from else "connection.account_linked",
-            user_id=str(user_id),
+    now = utcnow()
+    if (
+        moved_from is not None
+        and holder is not None
+        and holder.status != ConnectionStatus.REVOKED.value
+    ):
+        await record_lifecycle(
+            session,
+            user_id=moved_from,
             whoop_user_id=whoop_user_id,
-            from_user_id=str(moved_from) if moved_from else None,
-            records=moved,
+            action=CONNECTION_REVOKED,
+            at=now,
         )
+    if new_to_user:
+        await _take_over(session, user_id, whoop_user_id, moved_from)
+    await record_lifecycle(
+        session, user_id=user_id, whoop_user_id=whoop_user_id, action=CONNECTION_CREATED, at=now
+    )
     await session.flush()
     return moved_from
+
+
+async def _end_other_account(
+    session: AsyncSession, user_id: uuid.UUID, old_whoop_user_id: int, status: str
+) -> None:
+    """The user links another WHOOP account (SPEC §3.2): the old account's records, sync state
+    and history stop being the user's, each record with a `deleted` change."""
+    removed = 0
+    for data_type in DataType:
+        removed += await RecordRepository(session, data_type).remove_account(
+            user_id, old_whoop_user_id
+        )
+    await SyncLogRepository(session).delete_user(user_id)
+    if status != ConnectionStatus.REVOKED.value:
+        await record_lifecycle(
+            session,
+            user_id=user_id,
+            whoop_user_id=old_whoop_user_id,
+            action=CONNECTION_REVOKED,
+            at=utcnow(),
+        )
+    log.info(
+        "connection.account_switched",
+        user_id=str(user_id),
+        from_whoop_user_id=old_whoop_user_id,
+        records=removed,
+    )
+
+
+async def _take_over(
+    session: AsyncSession, user_id: uuid.UUID, whoop_user_id: int, moved_from: uuid.UUID | None
+) -> None:
+    """Hand the account's cached records, sync state and history to the user who now holds it."""
+    moved = 0
+    for data_type in DataType:
+        moved += await RecordRepository(session, data_type).reassign(whoop_user_id, user_id)
+    sync_log = SyncLogRepository(session)
+    if moved_from is not None:
+        await sync_log.move_user(moved_from, user_id)
+    else:  # whatever state the user had was another account's
+        await sync_log.delete_user(user_id)
+    log.info(
+        "connection.account_moved" if moved_from else "connection.account_linked",
+        user_id=str(user_id),
+        whoop_user_id=whoop_user_id,
+        from_user_id=str(moved_from) if moved_from else None,
+        records=moved,
+    )

@@ -16,14 +16,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.config import Settings
-from common.db.models import WhoopConnection
 from common.db.repositories import (
     Attempt,
-    ChannelRepository,
     RecordRepository,
     SyncLogRepository,
     UpsertSummary,
@@ -32,7 +29,9 @@ from common.db.repositories import (
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.ratelimit import Priority
+from common.sync.backfill import run_backfill
 from common.sync.events import EventHandler, EventOutcome, fetch_by_key
+from common.sync.ownership import holds, upsert_owned
 from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
 from common.types import DataType, SyncStatus, Trigger, UpsertResult
 from common.whoop.errors import WhoopError, WhoopShareSpent
@@ -139,12 +138,14 @@ class SyncService:
     async def write(
         self, user_id: uuid.UUID, data_type: DataType, objects: Iterable[Mapping[str, Any]]
     ) -> UpsertSummary:
-        """Guarded upsert: a stored record with the same or a newer `updated_at` stays."""
-        return await RecordRepository(self.session, data_type).upsert(user_id, objects)
+        """Guarded upsert: a stored record with the same or a newer `updated_at` stays; each
+        record goes to the holder of its WHOOP account at the write (SPEC §4)."""
+        return await upsert_owned(self.session, data_type, objects, user_id)
 
     async def apply(self, user_id: uuid.UUID, writes: Writes) -> dict[DataType, int]:
         """Remove, then upsert, what a fetch phase collected; records written per type."""
-        for data_type, column, value in writes.deletes:
+        deletes = writes.deletes if writes.deletes and await holds(self.session, user_id) else []
+        for data_type, column, value in deletes:
             repo = RecordRepository(self.session, data_type)
             bury_absent = (data_type, column, value) not in writes.unannounced
             await repo.delete_where(user_id, column, value, bury_absent=bury_absent)
@@ -169,6 +170,8 @@ class SyncService:
         confirms: bool = True,
     ) -> None:
         """Add an attempt to the history and make it the latest state of its user and type."""
+        if not await holds(self.session, user_id):  # erased, moved or switched away meanwhile
+            return
         duration_ms = int((time.monotonic() - clock) * 1000)
         await SyncLogRepository(self.session).record(
             Attempt(
@@ -188,31 +191,10 @@ class SyncService:
         return await EventHandler(self).handle(event_type, whoop_user_id, record_id, received_at)
 
     async def backfill(self, user_id: uuid.UUID, days: int | None = None) -> list[SyncResult]:
-        """Pull every collection over the last `days` (BACKFILL_DAYS), at background priority.
-
-        Each type is its own unit of work: the session is committed after each one, so that a
-        failure of one type keeps what the others wrote and no write lock spans the next fetch.
-        """
-        due = await self.session.scalar(
-            select(WhoopConnection.backfill_pending_since).where(WhoopConnection.user_id == user_id)
-        )
-        await self.session.commit()
-        since = utcnow() - timedelta(days=self.settings.backfill_days if days is None else days)
-        results = []
-        for data_type in ALL_TYPES:
-            result = await self.sync_collection(
-                user_id,
-                data_type,
-                trigger=Trigger.BACKFILL,
-                start=since,
-                priority=Priority.BACKGROUND,
-            )
-            await self.session.commit()
-            results.append(result)
-        if all(r.ok for r in results):  # else reconciliation finishes it (SPEC 3.2)
-            await ChannelRepository(self.session).finish_backfill(user_id, due)
-            await self.session.commit()
-        return results
+        """Pull every collection over the last `days` (BACKFILL_DAYS), at background priority,
+        page by page with its progress on the connection (`common.sync.backfill`); commits as
+        it goes, so a failure of one type keeps what the others wrote."""
+        return await run_backfill(self, user_id, days)
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
         """Fetch again the records still PENDING_SCORE; how many came back scored or changed.

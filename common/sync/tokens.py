@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.crypto import TokenCipher
 from common.db.repositories.connections import ConnectionRepository
 from common.db.types import utcnow
+from common.feed.lifecycle import REAUTHORIZATION_REQUIRED, record_lifecycle
 from common.locks import Locks, LockTimeout
 from common.metrics import RECONCILE_FAILURES, TOKEN_REFRESHES
 from common.types import ConnectionStatus
@@ -158,9 +159,19 @@ class ConnectionTokens:
     async def _require_reauthorization(self, version: int) -> bool:
         """Mark the connection unless its tokens moved past `version`; True when marked."""
         async with self.session_factory() as session:
-            marked = await ConnectionRepository(session).set_status(
+            connections = ConnectionRepository(session)
+            marked = await connections.set_status(
                 self.user_id, ConnectionStatus.REAUTHORIZATION_REQUIRED, expected_version=version
             )
+            row = await connections.get(self.user_id) if marked else None
+            if row is not None:  # the app hears it as a lifecycle change (SPEC 3.5)
+                await record_lifecycle(
+                    session,
+                    user_id=self.user_id,
+                    whoop_user_id=row.whoop_user_id,
+                    action=REAUTHORIZATION_REQUIRED,
+                    at=utcnow(),
+                )
             await session.commit()
         if marked:
             log.warning("token.reauthorization_required", user_id=str(self.user_id))

@@ -235,6 +235,17 @@ class CallbackResponse(BaseModel):
     whoop_user_id: int = Field(examples=[10129])
 
 
+class BackfillState(BaseModel):
+    """The backfill of the linked account: its status and the records written per type so far."""
+
+    status: Literal["pending", "running", "done", "failed"]
+    days: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    records: dict[str, int]
+    error: str | None
+
+
 class ConnectionResponse(BaseModel):
     """The state of the user's WHOOP connection."""
 
@@ -245,6 +256,14 @@ class ConnectionResponse(BaseModel):
                 "whoop_user_id": 10129,
                 "scopes": ["read:recovery", "read:sleep", "offline"],
                 "status": "active",
+                "backfill": {
+                    "status": "running",
+                    "days": 30,
+                    "started_at": "2026-12-07T08:00:00Z",
+                    "finished_at": None,
+                    "records": {"recovery": 0, "sleep": 25, "cycle": 30, "workout": 0},
+                    "error": None,
+                },
             }
         }
     )
@@ -253,6 +272,7 @@ class ConnectionResponse(BaseModel):
     whoop_user_id: int = Field(examples=[10129])
     scopes: list[str] = Field(examples=[["read:recovery", "read:sleep", "offline"]])
     status: ConnectionStatus = Field(examples=["active"])
+    backfill: BackfillState
 
 
 class DisconnectResponse(BaseModel):
@@ -267,6 +287,8 @@ class DisconnectResponse(BaseModel):
     status: Literal["revoked"]
     revoked_at_whoop: bool = Field(examples=[True])
     purged: bool = Field(examples=[False])
+    # With `purge`: the erase's receipt (what was deleted, counted by kind, and when).
+    receipt: dict[str, Any] | None = None
 
 
 Responses = dict[int | str, dict[str, Any]]

@@ -27,6 +27,15 @@ class WhoopConnection(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     # Set when the backfill is due, cleared when it has finished; reconciliation finishes it.
     backfill_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The backfill's progress (SPEC 3.2): pending | running | done | failed, over how many days,
+    # when it started and finished, why it failed; `backfill_progress` is JSON text holding the
+    # records written per type, the types done, and each failing type's tries and next try.
+    backfill_status: Mapped[str] = mapped_column(String(16), default="pending")
+    backfill_days: Mapped[int] = mapped_column(Integer, default=0)
+    backfill_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    backfill_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    backfill_error: Mapped[str | None] = mapped_column(Text)
+    backfill_progress: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -23,9 +23,10 @@ class ChangeOutbox(Base):
     id: Mapped[int] = mapped_column(_ID, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column()
     whoop_user_id: Mapped[int] = mapped_column(BigInteger)
-    data_type: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
+    # Null, with `record_id`, for a lifecycle change (`action` names it: `user.erased` …).
+    data_type: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The record as the write left it (compact JSON text); None for a delete.
     data: Mapped[str | None] = mapped_column(Text)
@@ -46,9 +47,10 @@ class Change(Base):
     seq: Mapped[int] = mapped_column(_ID, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column()
     whoop_user_id: Mapped[int] = mapped_column(BigInteger)
-    data_type: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
+    # Null, with `record_id`, for a lifecycle change (`action` names it: `user.erased` …).
+    data_type: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     data: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

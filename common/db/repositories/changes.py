@@ -78,6 +78,30 @@ class ChangeRecorder:
             ]
         )
 
+    async def lifecycle(
+        self,
+        user_id: uuid.UUID,
+        whoop_user_id: int,
+        action: str,
+        at: datetime,
+        data: str | None,
+    ) -> None:
+        """Record a lifecycle change (`connection.created` …): no data type, no record id."""
+        await self._add(
+            [
+                {
+                    "user_id": user_id,
+                    "whoop_user_id": whoop_user_id,
+                    "data_type": None,
+                    "action": action,
+                    "record_id": None,
+                    "updated_at": at,
+                    "data": data,
+                    "changed_at": utcnow(),
+                }
+            ]
+        )
+
     async def _add(self, values: list[dict[str, Any]]) -> None:
         if values:
             await self.session.execute(insert(ChangeOutbox), values)

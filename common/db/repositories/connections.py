@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +15,26 @@ from common.db.models import OAuthState, WhoopConnection
 from common.db.repositories.base import dialect_insert
 from common.db.types import utcnow
 from common.types import ConnectionStatus
+
+# A link starts a fresh backfill (SPEC 3.2): its progress starts over.
+BACKFILL_RESET: dict[str, Any] = {
+    "backfill_status": "pending",
+    "backfill_days": 0,
+    "backfill_started_at": None,
+    "backfill_finished_at": None,
+    "backfill_error": None,
+    "backfill_progress": None,
+}
+# Where a transaction keeps the holders it has locked (see `ConnectionRepository.hold`).
+_HELD = "connections.held"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The app user holding a WHOOP account, as locked by the write in progress."""
+
+    user_id: uuid.UUID
+    whoop_user_id: int
 
 
 class ConnectionRepository:
@@ -36,6 +58,71 @@ class ConnectionRepository:
             .where(WhoopConnection.whoop_user_id == whoop_user_id)
             .execution_options(populate_existing=True)
         )
+
+    async def hold(
+        self, *, whoop_user_id: int | None = None, user_id: uuid.UUID | None = None
+    ) -> Holder | None:
+        """The connection of a WHOOP account (or of an app user), locked until the transaction
+        ends, or None when there is none: who owns what this transaction writes (SPEC §4).
+
+        PostgreSQL takes a share lock on the row: a move, a switch or an erase (which update or
+        delete it) waits for this write to commit, and one that committed first is seen. A share
+        lock that waited on a row a move deleted finds nothing, so the lookup runs once more with
+        a fresh snapshot (the row the move inserted). SQLite takes its write lock here (a no-op
+        update), so no other writer commits between this lookup and the writes that follow.
+        Remembered per transaction: a second call costs nothing.
+        """
+        if (whoop_user_id is None) == (user_id is None):
+            raise ValueError("hold() takes a whoop_user_id or a user_id")
+        transaction = self.session.sync_session.get_transaction()
+        cached = self.session.info.get(_HELD)
+        if cached is None or cached[0] is not transaction:
+            cached = (transaction, {})
+            self.session.info[_HELD] = cached
+        memo: dict[object, Holder | None] = cached[1]
+        key: object = ("w", whoop_user_id) if user_id is None else ("u", user_id)
+        if key not in memo:
+            holder = await self._lock_holder(whoop_user_id, user_id)
+            if holder is None and self._postgres:
+                holder = await self._lock_holder(whoop_user_id, user_id)
+            memo[key] = holder
+            if holder is not None:
+                memo[("w", holder.whoop_user_id)] = memo[("u", holder.user_id)] = holder
+        return memo[key]
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def _lock_holder(
+        self, whoop_user_id: int | None, user_id: uuid.UUID | None
+    ) -> Holder | None:
+        table: Any = WhoopConnection.__table__
+        where = (
+            table.c.user_id == user_id
+            if user_id is not None
+            else table.c.whoop_user_id == whoop_user_id
+        )
+        stmt: Any
+        if self._postgres:
+            stmt = (
+                select(table.c.user_id, table.c.whoop_user_id)
+                .where(where)
+                .with_for_update(read=True)
+            )
+        else:
+            stmt = (
+                update(table)
+                .where(where)
+                .values(updated_at=table.c.updated_at)
+                .returning(table.c.user_id, table.c.whoop_user_id)
+            )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else Holder(row[0], int(row[1]))
+
+    def forget_held(self) -> None:
+        """Drop what `hold` remembered (the transaction changed who holds what)."""
+        self.session.info.pop(_HELD, None)
 
     async def claim(self, whoop_user_id: int) -> None:
         """Start the transaction with a write on the account's connection: PostgreSQL locks its
@@ -69,9 +156,11 @@ class ConnectionRepository:
             "status": ConnectionStatus.ACTIVE.value,
             "token_version": 1,
             "backfill_pending_since": now,  # cleared when the backfill finishes (SPEC 3.2)
+            **BACKFILL_RESET,
             "created_at": now,
             "updated_at": now,
         }
+        self.forget_held()
         # The WHOOP account may have been connected to another app user before: it moves.
         await self.session.execute(
             delete(WhoopConnection).where(
@@ -123,6 +212,24 @@ class ConnectionRepository:
         result = await self.session.execute(stmt.values(status=status.value, updated_at=utcnow()))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def set_backfill(self, user_id: uuid.UUID, **values: Any) -> None:
+        """Write the backfill's progress columns (`backfill_status=…`, …) of a connection."""
+        unknown = [k for k in values if not k.startswith("backfill_")]
+        if unknown:
+            raise ValueError(f"not a backfill column: {unknown}")
+        await self.session.execute(
+            update(WhoopConnection).where(WhoopConnection.user_id == user_id).values(**values)
+        )
+
+    async def restart_failed_backfill(self, user_id: uuid.UUID) -> bool:
+        """Make a failed backfill due again from the start; True when there was one."""
+        result = await self.session.execute(
+            update(WhoopConnection)
+            .where(WhoopConnection.user_id == user_id, WhoopConnection.backfill_status == "failed")
+            .values(backfill_pending_since=utcnow(), **BACKFILL_RESET)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def forget_tokens(self, user_id: uuid.UUID) -> None:
         """Drop the tokens and mark the connection revoked; the version moves on, so that a
         refresh still in flight cannot store its tokens and make the connection active again."""
@@ -141,6 +248,7 @@ class ConnectionRepository:
 
     async def delete(self, user_id: uuid.UUID) -> None:
         """Remove the connection row."""
+        self.forget_held()
         await self.session.execute(
             delete(WhoopConnection).where(WhoopConnection.user_id == user_id)
         )

@@ -334,6 +334,13 @@ class RecordRepository:
             await self._bury(user_id, keys[start : start + 1000], now)
         return len(keys)
 
+    async def remove_account(self, user_id: uuid.UUID, whoop_user_id: int) -> int:
+        """Remove the user's records of one WHOOP account without tombstones (the user switched
+        to another account: a later link of this one backfills it afresh); each removal is a
+        `deleted` change. How many went."""
+        table = self.kind.table
+        return len(await self._remove(user_id, table.c.whoop_user_id == whoop_user_id))
+
     async def forget_deletions(self, user_id: uuid.UUID) -> int:
         """Drop this user's tombstones (a user who links WHOOP again after a purge gets the
         history back); how many went."""

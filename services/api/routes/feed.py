@@ -20,6 +20,7 @@ from starlette.responses import Response
 from common.db.models import Change
 from common.db.repositories.changes import ChangeRepository
 from common.feed.cursor import MalformedCursor, decode, encode
+from common.feed.lifecycle import USER_ERASED, event_name
 from common.feed.notify import ChangeNotifier
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
@@ -37,12 +38,21 @@ SEND_TIMEOUT = 30.0
 
 
 class ChangeItem(BaseModel):
-    """One change: the record as the write left it, or null for a delete."""
+    """One change: the record as the write left it, or null for a delete; a lifecycle change
+    (`connection.created` …) has no data type and no id."""
 
     cursor: str
-    data_type: Literal["recovery", "sleep", "cycle", "workout"]
-    action: Literal["upserted", "deleted"]
-    id: str
+    data_type: Literal["recovery", "sleep", "cycle", "workout"] | None
+    action: Literal[
+        "upserted",
+        "deleted",
+        "connection.created",
+        "connection.reauthorization_required",
+        "connection.revoked",
+        "backfill.completed",
+        "user.erased",
+    ]
+    id: str | None
     updated_at: datetime | None
     record: dict[str, Any] | None
     changed_at: datetime
@@ -184,10 +194,10 @@ async def _stream(
                 rows = await repo.page(user_id, after, PAGE, upto=await repo.head())
             for row in rows:
                 data = orjson.dumps(item(row)).decode()
-                yield ServerSentEvent(
-                    data=data, id=encode(row.seq), event=f"{row.data_type}.{row.action}"
-                )
+                yield ServerSentEvent(data=data, id=encode(row.seq), event=event_name(row))
                 after = row.seq
+                if row.action == USER_ERASED:  # nothing of the user is left to stream
+                    return
             if len(rows) < PAGE:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HEARTBEAT):

@@ -8,19 +8,17 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Query
-from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
-from common.db.repositories import (
-    ConnectionRepository,
-    OAuthStateRepository,
-    RecordRepository,
-    SyncLogRepository,
-)
+from common.db.repositories import ConnectionRepository, OAuthStateRepository
+from common.db.types import utcnow
+from common.feed.lifecycle import CONNECTION_REVOKED, record_lifecycle
 from common.queue import QueueUnavailable
 from common.ratelimit import Priority
 from common.sync.accounts import AccountLinked, EncryptedTokens, link_account
-from common.types import ConnectionStatus, DataType
+from common.sync.backfill import backfill_view
+from common.sync.erase import NotConnected, erase_user, revoke_with
+from common.types import ConnectionStatus
 from common.whoop.errors import WhoopAuthError, WhoopError
 from common.whoop.oauth import TokenSet, new_state
 from services.api.deps import ApiState, SessionDep, StateDep, UserDep
@@ -29,6 +27,7 @@ from services.api.schemas import (
     NOT_CONNECTED,
     UNAUTHORIZED,
     VALIDATION,
+    BackfillState,
     CallbackRequest,
     CallbackResponse,
     ConnectionResponse,
@@ -213,7 +212,8 @@ async def _start_backfill(state: ApiState, user_id: uuid.UUID) -> None:
     summary="The state of the user's WHOOP connection",
 )
 async def connection(session: SessionDep, user_id: UserDep) -> ConnectionResponse:
-    """connected, whoop_user_id, scopes and status (active | reauthorization_required | revoked)."""
+    """connected, whoop_user_id, scopes, status (active | reauthorization_required | revoked)
+    and the backfill's progress."""
     row = await ConnectionRepository(session).get(user_id)
     if row is None:
         raise ApiError(404, "not_connected", NOT_CONNECTED_MESSAGE)
@@ -223,12 +223,14 @@ async def connection(session: SessionDep, user_id: UserDep) -> ConnectionRespons
         whoop_user_id=row.whoop_user_id,
         scopes=row.scopes.split(),
         status=status,
+        backfill=BackfillState(**backfill_view(row)),
     )
 
 
 @router.delete(
     "/connection",
     response_model=DisconnectResponse,
+    response_model_exclude_none=True,
     responses={**UNAUTHORIZED, **NOT_CONNECTED, **VALIDATION},
     summary="Revoke access at WHOOP and forget the tokens; `purge` drops the cached data too",
 )
@@ -236,33 +238,45 @@ async def disconnect(
     state: StateDep,
     session: SessionDep,
     user_id: UserDep,
-    purge: Annotated[bool, Query(description="also delete cached records and sync log")] = False,
+    purge: Annotated[
+        bool, Query(description="erase the user: every copy of their WHOOP data (SPEC 3.5)")
+    ] = False,
 ) -> DisconnectResponse:
-    """Revoke at WHOOP (`DELETE /v2/user/access`), forget the tokens, optionally purge."""
+    """Revoke at WHOOP (`DELETE /v2/user/access`) and forget the tokens; with `purge`, erase the
+    user and answer the receipt."""
+    if purge:
+        try:
+            receipt = await erase_user(
+                session, user_id, revoke=revoke_with(state.whoop, state.tokens)
+            )
+        except NotConnected:
+            raise ApiError(404, "not_connected", NOT_CONNECTED_MESSAGE) from None
+        return DisconnectResponse(
+            status="revoked",
+            revoked_at_whoop=receipt.revoked_at_whoop,
+            purged=True,
+            receipt=receipt.as_dict(),
+        )
     connections = ConnectionRepository(session)
     row = await connections.get(user_id)
     if row is None:
         raise ApiError(404, "not_connected", NOT_CONNECTED_MESSAGE)
-    has_tokens = row.access_token_enc is not None
+    has_tokens, was = row.access_token_enc is not None, row.status
     await session.commit()  # no transaction stays open across the WHOOP call
     revoked = has_tokens and await _revoke_at_whoop(state, user_id)
     await connections.forget_tokens(user_id)
-    if purge:
-        for data_type in DataType:
-            await RecordRepository(session, data_type).delete_all(user_id)
-        await SyncLogRepository(session).delete_user(user_id)
+    if was != ConnectionStatus.REVOKED.value:
+        await record_lifecycle(
+            session,
+            user_id=user_id,
+            whoop_user_id=row.whoop_user_id,
+            action=CONNECTION_REVOKED,
+            at=utcnow(),
+        )
     await session.commit()
-    log.info("connection.revoked", user_id=str(user_id), at_whoop=revoked, purged=purge)
-    return DisconnectResponse(status="revoked", revoked_at_whoop=revoked, purged=purge)
+    log.info("connection.revoked", user_id=str(user_id), at_whoop=revoked, purged=False)
+    return DisconnectResponse(status="revoked", revoked_at_whoop=revoked, purged=False)
 
 
 async def _revoke_at_whoop(state: ApiState, user_id: uuid.UUID) -> bool:
-    try:
-        await state.whoop.for_user(state.tokens(user_id), Priority.INTERACTIVE).revoke_access()
-    except WhoopError as exc:
-        log.warning("connection.revoke_failed", user_id=str(user_id), error=exc.reason)
-        return False
-    except RedisError as exc:  # no budget or refresh lock to be had: forget the tokens anyway
-        log.warning("connection.revoke_failed", user_id=str(user_id), error=type(exc).__name__)
-        return False
-    return True
+    return await revoke_with(state.whoop, state.tokens)(user_id)

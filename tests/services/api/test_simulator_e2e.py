@@ -142,7 +142,9 @@ async def test_connect_read_and_disconnect(
     gone = await client.delete(
         "/api/v1/whoop/connection", params={"purge": "true"}, headers=auth(user)
     )
-    assert gone.json() == {"status": "revoked", "revoked_at_whoop": True, "purged": True}
+    erased = gone.json()
+    assert erased.pop("receipt")["user_id"] == str(user)  # the erase's receipt
+    assert erased == {"status": "revoked", "revoked_at_whoop": True, "purged": True}
     async with httpx.AsyncClient() as http:
         members = (await http.get(f"{sim_url}/_sim/users")).json()["users"]
     assert not next(m for m in members if m["user_id"] == whoop_user_id)["connected"]

@@ -206,7 +206,9 @@ async def test_disconnect_with_purge_forgets_cached_data_and_sync_log(
         "/api/v1/whoop/connection", params={"purge": "true"}, headers=auth(user)
     )
 
-    assert response.json() == {"status": "revoked", "revoked_at_whoop": False, "purged": True}
+    body = response.json()
+    assert body.pop("receipt")["deleted"]["records"]["sleep"] == 2  # the erase's receipt
+    assert body == {"status": "revoked", "revoked_at_whoop": False, "purged": True}
     async with state_of(app).session_factory() as session:
         assert await RecordRepository(session, DataType.SLEEP).count(user) == 0
         assert await SyncLogRepository(session).for_user(user) == {}
