@@ -25,7 +25,7 @@ from common.sync.context import SyncContext, build_context
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
-from services.api.routes import feed, smart, whoop
+from services.api.routes import export, feed, smart, whoop
 
 log = structlog.get_logger()
 
@@ -92,6 +92,7 @@ def install_api(app: FastAPI) -> None:
     app.include_router(smart.router)
     app.include_router(feed.router)
     app.include_router(whoop.router)
+    app.include_router(export.router)
 
 
 async def _database(request: Request) -> None:
