@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,7 +84,7 @@ async def test_every_deleted_change_carries_its_tombstones_time(any_session: Asy
     await workouts.delete_all(user)
     deleted = await _drained(any_session, user, before[-1].seq)
     assert sorted(c.data_type for c in deleted) == ["recovery", "sleep", "workout", "workout"]
-    tombstones = {
+    tombstones: dict[str, Any] = {
         "recovery": RecoveryTombstone,
         "sleep": SleepTombstone,
         "workout": WorkoutTombstone,

@@ -4,17 +4,20 @@ read: `/changes`, the event stream and the push, on both backends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
+from typing import cast
 
 import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from sse_starlette import ServerSentEvent
 
 from common.db.models import Change, WorkoutTombstone
 from common.db.repositories import RecordRepository
+from common.feed.cursor import decode
 from common.feed.push import payload
 from common.types import DataType
 from services.api.routes import feed as feed_routes
@@ -56,8 +59,11 @@ async def test_a_deleted_change_carries_the_deletions_time_in_changes_stream_and
     assert datetime.fromisoformat(listed["updated_at"]) == deleted_at
 
     # Live, from the upsert on (the horizon another test's prune left may be past 0).
-    upserted = feed_routes.decode(body["changes"][0]["cursor"])
-    stream = feed_routes._stream(factory, feed_app.state.context.feed.notifier, user, upserted)
+    upserted = decode(body["changes"][0]["cursor"])
+    stream = cast(
+        AsyncGenerator[ServerSentEvent, None],
+        feed_routes._stream(factory, feed_app.state.context.feed.notifier, user, upserted),
+    )
     try:
         live = await anext(stream)
     finally:
@@ -67,7 +73,7 @@ async def test_a_deleted_change_carries_the_deletions_time_in_changes_stream_and
     assert datetime.fromisoformat(streamed["updated_at"]) == deleted_at
 
     async with factory() as session:
-        change = await session.get(Change, feed_routes.decode(listed["cursor"]))
+        change = await session.get(Change, decode(listed["cursor"]))
     assert change is not None
     pushed = orjson.loads(payload(change))
     assert (pushed["type"], pushed["id"], pushed["record"]) == (

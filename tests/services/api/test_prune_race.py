@@ -5,9 +5,9 @@ stream a prune passes ends with `event: cursor_expired`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
+from sse_starlette import ServerSentEvent
 
 from common.db.models import Change
 from common.db.repositories import RecordRepository
+from common.db.repositories.changes import ChangeRepository
 from common.feed.cursor import decode, encode
 from common.types import DataType
 from services.api.routes import feed as feed_routes
@@ -60,7 +62,7 @@ async def _changes(app: FastAPI, user: uuid.UUID, count: int) -> list[int]:
         await session.commit()
     await app.state.context.feed.drainer.drain()
     async with state_of(app).session_factory() as session:
-        page = await feed_routes.ChangeRepository(session).read_page(user, None, 100)
+        page = await ChangeRepository(session).read_page(user, None, 100)
     return [c.seq for c in page.changes]
 
 
@@ -137,7 +139,10 @@ async def test_a_live_stream_a_prune_passes_ends_with_cursor_expired(
     user = uuid.uuid4()
     seqs = await _changes(feed_app, user, 5)
     context = feed_app.state.context
-    stream = feed_routes._stream(state_of(feed_app).session_factory, context.feed.notifier, user, 0)
+    stream = cast(
+        AsyncGenerator[ServerSentEvent, None],
+        feed_routes._stream(state_of(feed_app).session_factory, context.feed.notifier, user, 0),
+    )
     try:
         got = [await anext(stream), await anext(stream)]  # the first page
         assert [e.id for e in got] == [encode(s) for s in seqs[:2]]
