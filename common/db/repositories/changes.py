@@ -227,7 +227,9 @@ class ChangeRepository:
             .order_by(page.c.seq)
         )
         found = (await self.session.execute(stmt)).all()
-        seen_horizon, seen_head = int(found[0][0]), int(found[0][1])
+        # A prune may have emptied the table: the head is never below what it deleted.
+        seen_horizon = int(found[0][0])
+        seen_head = max(int(found[0][1]), seen_horizon)
         changes = [r[2] for r in found if r[2] is not None]
         return Page(seen_horizon, seen_head, seen_horizon if after is None else after, changes)
 
