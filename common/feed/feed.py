@@ -3,7 +3,6 @@ every commit that recorded a change."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event
@@ -11,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from common.config import Settings
-from common.db.repositories.changes import PENDING, ChangeRepository, Numbered
-from common.db.types import utcnow
+from common.db.repositories.changes import PENDING, Numbered
+from common.db.repositories.retention import CHANGES
 from common.feed.drain import Drainer
 from common.feed.notify import ChangeNotifier
 from common.feed.push import enqueue_users
+from common.sync.retention import BATCH as PRUNE_BATCH
+from common.sync.retention import prune
 
 if TYPE_CHECKING:
     from common.queue import Queue
@@ -59,13 +60,13 @@ class ChangeFeed:
         if self.queue is not None and self.settings.app_webhook_url:
             await enqueue_users(self.queue, dict.fromkeys(n.user_id for n in numbered))
 
-    async def prune(self) -> int:
-        """Delete changes and pushes older than RETENTION_DAYS."""
-        before = utcnow() - timedelta(days=self.settings.retention_days)
-        async with self.session_factory() as session:
-            pruned = await ChangeRepository(session).prune(before)
-            await session.commit()
-        return pruned
+    async def prune(self, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete changes and pushes older than RETENTION_DAYS, one committed batch at a time
+        (the retention pass's `changes` rule, which the retention cron runs with the others)."""
+        done = await prune(
+            self.session_factory, self.settings.retention_days, rules=[CHANGES], batch=batch
+        )
+        return done[CHANGES.name]
 
     async def aclose(self) -> None:
         """Finish a drain under way, stop listening."""

@@ -35,12 +35,3 @@ async def push_due(ctx: dict[str, Any]) -> int:
         users = await DeliveryRepository(session).due_users(utcnow())
     await enqueue_users(ctx["queue"], users)
     return len(users)
-
-
-async def prune_changes(ctx: dict[str, Any]) -> int:
-    """Delete changes and pushes older than RETENTION_DAYS."""
-    sync: SyncContext = ctx["sync"]
-    pruned = await sync.feed.prune()
-    if pruned:
-        log.info("feed.pruned", changes=pruned)
-    return pruned

@@ -58,6 +58,8 @@ def payload(change: Change) -> bytes:
             "user_id": str(change.user_id),
             "whoop_user_id": change.whoop_user_id,
             "cursor": encode(change.seq),
+            "id": change.record_id,
+            "updated_at": change.updated_at or change.changed_at,
             "record": None if change.data is None else orjson.Fragment(change.data),
         }
     )

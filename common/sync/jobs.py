@@ -25,7 +25,7 @@ from arq import Retry
 from common.config import Settings
 from common.db.resilient import is_outage
 from common.db.types import utcnow
-from common.feed.jobs import deliver_app, drain_changes, prune_changes, push_due
+from common.feed.jobs import deliver_app, drain_changes, push_due
 from common.feed.push import DELIVER_APP
 from common.metrics import JOBS as JOB_METRIC
 from common.queue import JobSpec, Queue, QueueUnavailable
@@ -346,7 +346,8 @@ async def refresh_tokens(ctx: dict[str, Any]) -> int:
 
 
 async def prune_retention(ctx: dict[str, Any]) -> int:
-    """Delete what RETENTION_DAYS no longer keeps (closed events, attempts, states, tombstones)."""
+    """Delete what RETENTION_DAYS no longer keeps (closed events, attempts, states, tombstones,
+    the change feed and its pushes)."""
     sync: SyncContext = ctx["sync"]
     return sum((await prune(sync.session_factory, sync.settings.retention_days)).values())
 
@@ -383,5 +384,4 @@ CRONS: list[CronSpec] = [
     CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
     CronSpec("drain_changes", drain_changes, lambda s: 5, timeout=60),
     CronSpec("push_due", push_due, lambda s: 10, timeout=60),
-    CronSpec("prune_changes", prune_changes, lambda s: 3600, timeout=600),
 ]

@@ -27,7 +27,7 @@ from common.usershare import create_user_share
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
-from services.api.routes import feed, smart, whoop
+from services.api.routes import export, feed, smart, whoop
 from services.api.streams import create_stream_slots
 
 log = structlog.get_logger()
@@ -108,6 +108,7 @@ def install_api(app: FastAPI) -> None:
     app.include_router(smart.router)
     app.include_router(feed.router)
     app.include_router(whoop.router)
+    app.include_router(export.router)
 
 
 async def _database(request: Request) -> None:

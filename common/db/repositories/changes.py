@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import BigInteger, delete, func, insert, literal, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from common.db.models import AppDelivery, AppDeliveryAttempt, Change, ChangeHorizon, ChangeOutbox
 from common.db.types import utcnow
@@ -58,9 +59,14 @@ class ChangeRecorder:
         )
 
     async def deleted(
-        self, data_type: DataType, user_id: uuid.UUID, rows: Iterable[tuple[Any, int]]
+        self,
+        data_type: DataType,
+        user_id: uuid.UUID,
+        rows: Iterable[tuple[Any, int]],
+        at: datetime | None = None,
     ) -> None:
-        """Record records just deleted, as (key, whoop_user_id) pairs."""
+        """Record records just deleted, as (key, whoop_user_id) pairs; `at` is the deletion's
+        version time (its tombstone's), which the change carries as `updated_at` (default: now)."""
         now = utcnow()
         await self._add(
             [
@@ -70,7 +76,7 @@ class ChangeRecorder:
                     "data_type": data_type.value,
                     "action": DELETED,
                     "record_id": str(key),
-                    "updated_at": None,
+                    "updated_at": at or now,
                     "data": None,
                     "changed_at": now,
                 }
@@ -106,6 +112,21 @@ class ChangeRecorder:
         if values:
             await self.session.execute(insert(ChangeOutbox), values)
             self.session.info[PENDING] = True
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of one user's changes and the horizon and head of the same snapshot."""
+
+    horizon: int
+    head: int
+    after: int
+    changes: list[Change]
+
+    @property
+    def expired(self) -> bool:
+        """The page was asked after a number retention has already passed (410)."""
+        return self.after < self.horizon
 
 
 @dataclass(frozen=True, order=True)
@@ -203,15 +224,57 @@ class ChangeRepository:
         stmt = stmt.order_by(Change.seq).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def read_page(self, user_id: uuid.UUID, after: int | None, limit: int) -> Page:
+        """Up to `limit` of the user's changes numbered above `after` (None: above the horizon),
+        read in one statement with the horizon and the head, so that one snapshot judges the
+        cursor and yields the page: a prune that commits before it makes the cursor expired, one
+        that commits after it deleted nothing the page shows as missing."""
+        horizon = (
+            select(func.coalesce(func.max(ChangeHorizon.pruned_through), 0))
+            .where(ChangeHorizon.id == 1)
+            .scalar_subquery()
+        )
+        head = select(func.coalesce(func.max(Change.seq), 0)).scalar_subquery()
+        start = horizon if after is None else literal(after, BigInteger())
+        page = (
+            select(Change)
+            .where(Change.user_id == user_id, Change.seq > start)
+            .order_by(Change.seq)
+            .limit(limit)
+            .subquery("page")
+        )
+        meta = select(horizon.label("horizon"), head.label("head")).subquery("meta")
+        row = aliased(Change, page)
+        stmt = (
+            select(meta.c.horizon, meta.c.head, row)
+            .select_from(meta.outerjoin(page, true()))
+            .order_by(page.c.seq)
+        )
+        found = (await self.session.execute(stmt)).all()
+        # A prune may have emptied the table: the head is never below what it deleted.
+        seen_horizon = int(found[0][0])
+        seen_head = max(int(found[0][1]), seen_horizon)
+        changes = [r[2] for r in found if r[2] is not None]
+        return Page(seen_horizon, seen_head, seen_horizon if after is None else after, changes)
+
     async def get(self, seq: int) -> Change | None:
         """One change by number."""
         return await self.session.get(Change, seq)
 
-    async def prune(self, before: datetime) -> int:
-        """Delete the changes (and their pushes) made before `before`; moves the horizon."""
-        through = await self.session.scalar(
-            select(func.max(Change.seq)).where(Change.changed_at < before)
+    async def prune_batch(self, before: datetime, batch: int) -> int:
+        """Delete the oldest changes (and their pushes), at most `batch` of them, up to the newest
+        one made before `before`, and move the horizon over them in the same transaction (the
+        caller commits); how many changes went."""
+        target = select(func.max(Change.seq)).where(Change.changed_at < before).scalar_subquery()
+        nth = (
+            select(Change.seq)
+            .where(Change.seq <= target)
+            .order_by(Change.seq)
+            .offset(batch - 1)
+            .limit(1)
+            .scalar_subquery()
         )
+        through = await self.session.scalar(select(func.coalesce(nth, target)))
         if through is None:
             return 0
         await self.session.execute(

@@ -291,8 +291,11 @@ class RecordRepository:
         )
         await self.session.execute(stmt)
 
-    async def _remove(self, user_id: uuid.UUID, *clauses: ColumnElement[bool]) -> list[Any]:
-        """Delete this user's matching rows, recording each as a change; their tombstone keys."""
+    async def _remove(
+        self, user_id: uuid.UUID, at: datetime, *clauses: ColumnElement[bool]
+    ) -> list[Any]:
+        """Delete this user's matching rows, recording each as a change deleted at `at` (the
+        tombstone's time); their tombstone keys."""
         table = self.kind.table
         rows = (
             await self.session.execute(
@@ -304,7 +307,7 @@ class RecordRepository:
             )
         ).all()
         await ChangeRecorder(self.session).deleted(
-            self.kind.data_type, user_id, [(key, whoop_user) for key, _, whoop_user in rows]
+            self.kind.data_type, user_id, [(key, whoop_user) for key, _, whoop_user in rows], at
         )
         return [buried for _, buried, _ in rows]
 
@@ -320,16 +323,18 @@ class RecordRepository:
         is what tombstones are keyed by, so that a version fetched before the deletion is refused
         even if it was not cached yet; without it (a 404 at WHOOP, which may only mean "not yet")
         only records that were cached get one."""
-        keys = await self._remove(user_id, self.kind.table.c[column] == value)
+        at = utcnow()
+        keys = await self._remove(user_id, at, self.kind.table.c[column] == value)
         removed = len(keys)
         if bury_absent and column == self.kind.tombstone_key:
             keys.append(value)
-        await self._bury(user_id, keys, utcnow())
+        await self._bury(user_id, keys, at)
         return removed
 
     async def delete_all(self, user_id: uuid.UUID) -> int:
         """Remove every record of this user (purge), leaving a tombstone for each."""
-        keys, now = await self._remove(user_id), utcnow()
+        now = utcnow()
+        keys = await self._remove(user_id, now)
         for start in range(0, len(keys), 1000):
             await self._bury(user_id, keys[start : start + 1000], now)
         return len(keys)

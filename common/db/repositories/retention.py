@@ -3,23 +3,25 @@
 Each rule names a table and what makes one of its rows expired, given the cut-off moment. Rows go
 in batches of at most `batch` by primary key (`DELETE … WHERE key IN (SELECT key … LIMIT n)`),
 each batch its own short transaction, so no lock is held for long and SQLite's single writer is
-free between batches. A new table to prune is one more line in RULES.
+free between batches. A new table to prune is one more line in RULES. A rule whose rows need more
+than a delete (the change feed moves its horizon with each batch) brings its own `remove`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.models import OAuthState, SyncAttempt, WebhookEvent
+from common.db.models import Change, OAuthState, SyncAttempt, WebhookEvent
+from common.db.repositories.changes import ChangeRepository
 from common.db.repositories.records import KINDS
 from common.types import EventStatus
 
-__all__ = ["RULES", "RetentionRule", "delete_batch"]
+__all__ = ["CHANGES", "RULES", "RetentionRule", "delete_batch"]
 
 CLOSED = tuple(s.value for s in EventStatus if s is not EventStatus.PENDING)
 
@@ -35,6 +37,19 @@ class RetentionRule:
     name: str
     table: Table
     expired: Callable[[Table, datetime], ColumnElement[bool]]
+    # Deletes one batch itself (session, cut-off, batch size → rows deleted) instead of `expired`.
+    remove: Callable[[AsyncSession, datetime, int], Awaitable[int]] | None = None
+
+
+async def _prune_changes(session: AsyncSession, cutoff: datetime, batch: int) -> int:
+    return await ChangeRepository(session).prune_batch(cutoff, batch)
+
+
+# The change feed (and its pushes): the oldest changes first, the horizon moving with each batch,
+# so that a cursor the batch passes is answered 410 from its commit on, never skipped.
+CHANGES = RetentionRule(
+    "changes", _table(Change), lambda t, cut: t.c.changed_at < cut, remove=_prune_changes
+)
 
 
 RULES: list[RetentionRule] = [
@@ -54,6 +69,7 @@ RULES: list[RetentionRule] = [
         RetentionRule(f"{t.value}_tombstones", kind.tombstones, lambda t, cut: t.c.deleted_at < cut)
         for t, kind in KINDS.items()
     ),
+    CHANGES,
 ]
 
 
@@ -61,6 +77,8 @@ async def delete_batch(
     session: AsyncSession, rule: RetentionRule, cutoff: datetime, batch: int
 ) -> int:
     """Delete at most `batch` expired rows of the rule's table; how many went (the caller commits)."""
+    if rule.remove is not None:
+        return await rule.remove(session, cutoff, batch)
     table = rule.table
     (key,) = table.primary_key.columns
     chosen = select(key).where(rule.expired(table, cutoff)).limit(batch).scalar_subquery()

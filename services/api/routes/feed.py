@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from common.db.models import Change
-from common.db.repositories.changes import ChangeRepository
+from common.db.repositories.changes import ChangeRepository, Page
 from common.feed.cursor import MalformedCursor, decode, encode
 from common.feed.lifecycle import USER_ERASED, event_name
 from common.feed.notify import ChangeNotifier
@@ -38,8 +38,8 @@ SEND_TIMEOUT = 30.0
 
 
 class ChangeItem(BaseModel):
-    """One change: the record as the write left it, or null for a delete; a lifecycle change
-    (`connection.created` …) has no data type and no id."""
+    """One change: the record as the write left it, or null for a delete (whose `updated_at` is
+    the deletion's time); a lifecycle change (`connection.created` …) has no data type and no id."""
 
     cursor: str
     data_type: Literal["recovery", "sleep", "cycle", "workout"] | None
@@ -53,7 +53,7 @@ class ChangeItem(BaseModel):
         "user.erased",
     ]
     id: str | None
-    updated_at: datetime | None
+    updated_at: datetime
     record: dict[str, Any] | None
     changed_at: datetime
 
@@ -73,6 +73,12 @@ MALFORMED: Responses = {422: error_example("validation_error", "cursor: not a cu
 TOO_MANY_STREAMS: Responses = {
     429: error_example("too_many_streams", "At most 5 event streams may be open at once")
 }
+EXPIRED_EVENT = orjson.dumps(
+    {
+        "status": "error",
+        "error": {"code": "cursor_expired", "message": "Retention passed this stream; start again"},
+    }
+).decode()
 
 
 def item(change: Change) -> dict[str, Any]:
@@ -82,26 +88,31 @@ def item(change: Change) -> dict[str, Any]:
         "data_type": change.data_type,
         "action": change.action,
         "id": change.record_id,
-        "updated_at": change.updated_at,
+        # A delete carries its tombstone's time; one numbered before deletes did, its own.
+        "updated_at": change.updated_at or change.changed_at,
         "record": None if change.data is None else orjson.Fragment(change.data),
         "changed_at": change.changed_at,
     }
 
 
-async def _start(repo: ChangeRepository, cursor: str | None, where: str) -> int:
-    """The number to read after: the cursor's, else the oldest kept; 422 or 410 when it cannot be."""
-    horizon = await repo.horizon()
+def _after(cursor: str | None, where: str) -> int | None:
+    """The number a cursor reads after (None: from the oldest kept); 422 when malformed."""
     if cursor is None:
-        return horizon
+        return None
     try:
-        after = decode(cursor)
+        return decode(cursor)
     except MalformedCursor as exc:
         raise ApiError(422, "validation_error", f"{where}: {exc}") from None
-    if after < horizon:
-        raise ApiError(
-            410, "cursor_expired", "The cursor is older than the retention window; start again"
-        )
-    return after
+
+
+EXPIRED_MESSAGE = "The cursor is older than the retention window; start again"
+
+
+def _page_of(page: Page) -> Page:
+    """The page, unless retention had passed its cursor when it was read (410)."""
+    if page.expired:
+        raise ApiError(410, "cursor_expired", EXPIRED_MESSAGE)
+    return page
 
 
 @router.get(
@@ -124,15 +135,16 @@ async def changes(
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many changes")] = 100,
 ) -> Response:
     """A page of the user's changes."""
-    repo = ChangeRepository(session)
-    after = await _start(repo, cursor, "query.cursor")
+    after = _after(cursor, "query.cursor")
+    # One statement reads the horizon, the head and the page: the cursor is judged by the same
+    # snapshot that yields the page, so a prune committing meanwhile means 410, never a gap.
+    page = _page_of(await ChangeRepository(session).read_page(user_id, after, limit + 1))
     # Everything numbered up to the head is visible already (numbers are handed out in commit
     # order), so a page that ends short can hand out the head as the next cursor.
-    head = await repo.head()
-    rows = await repo.page(user_id, after, limit + 1, upto=head)
+    rows = page.changes
     has_more = len(rows) > limit
     rows = rows[:limit]
-    last = rows[-1].seq if has_more else max(head, after)
+    last = rows[-1].seq if has_more else max(page.head, page.after)
     body = {"changes": [item(r) for r in rows], "next_cursor": encode(last), "has_more": has_more}
     return json_response(body)
 
@@ -162,12 +174,10 @@ async def events(
     ] = None,
 ) -> EventSourceResponse:
     """Changes as they are numbered; without Last-Event-ID, from now on."""
+    resume = _after(last_event_id, "header.Last-Event-ID")
     async with state.session_factory() as session:
-        repo = ChangeRepository(session)
-        if last_event_id is None:
-            after = await repo.head()
-        else:
-            after = await _start(repo, last_event_id, "header.Last-Event-ID")
+        page = _page_of(await ChangeRepository(session).read_page(user_id, resume, 0))
+    after = page.head if resume is None else resume
     notifier: ChangeNotifier = request.app.state.context.feed.notifier
     slot = await state.streams.admit(user_id)
     if slot is None:
@@ -190,8 +200,11 @@ async def _stream(
         while True:
             woken.clear()  # before the look: a wake-up during it is kept for the wait
             async with factory() as session:
-                repo = ChangeRepository(session)
-                rows = await repo.page(user_id, after, PAGE, upto=await repo.head())
+                page = await ChangeRepository(session).read_page(user_id, after, PAGE)
+            if page.expired:  # a prune passed this reader: it must start again, not skip
+                yield ServerSentEvent(data=EXPIRED_EVENT, event="cursor_expired")
+                return
+            rows = page.changes
             for row in rows:
                 data = orjson.dumps(item(row)).decode()
                 yield ServerSentEvent(data=data, id=encode(row.seq), event=event_name(row))
@@ -199,6 +212,9 @@ async def _stream(
                 if row.action == USER_ERASED:  # nothing of the user is left to stream
                     return
             if len(rows) < PAGE:
+                # Nothing of this user's up to the head: a prune of others' changes up to there
+                # leaves this reader with nothing missed.
+                after = max(after, page.head)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HEARTBEAT):
                         await woken.wait()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.models import Change
+from common.db.models import Change, RecoveryTombstone, SleepTombstone, WorkoutTombstone
 from common.db.repositories import RecordRepository
 from common.db.repositories.changes import ChangeRepository
 from common.types import DataType
@@ -52,8 +53,49 @@ async def test_insert_update_and_delete_each_record_one_change(any_session: Asyn
     assert '"PENDING_SCORE"' in changes[1].data
     assert changes[1].updated_at == T0 + timedelta(hours=10)
     assert changes[2].data is None
-    assert changes[2].updated_at is None
+    tombstone = await any_session.get(SleepTombstone, uuid.UUID(obj["id"]))
+    assert tombstone is not None
+    assert changes[2].updated_at == tombstone.deleted_at
     assert changes[0].seq < changes[1].seq < changes[2].seq
+
+
+async def test_every_deleted_change_carries_its_tombstones_time(any_session: AsyncSession) -> None:
+    user = uuid.uuid4()
+    sleeps = RecordRepository(any_session, DataType.SLEEP)
+    recoveries = RecordRepository(any_session, DataType.RECOVERY)
+    workouts = RecordRepository(any_session, DataType.WORKOUT)
+    sleep = samples.sleep(start=T0)
+    await sleeps.upsert(user, [sleep])
+    await recoveries.upsert(
+        user,
+        [
+            samples.recovery(
+                cycle_id=int(sleep["cycle_id"]), sleep_id=uuid.UUID(sleep["id"]), created_at=T0
+            )
+        ],
+    )
+    await workouts.upsert(
+        user, [samples.workout(start=T0 + timedelta(hours=9 * i)) for i in (1, 2)]
+    )
+    before = await _drained(any_session, user)
+    # A sleep's deletion takes its recovery along (delete_where); a purge takes the rest.
+    await recoveries.delete_where(user, "sleep_id", uuid.UUID(sleep["id"]))
+    await sleeps.delete(user, uuid.UUID(sleep["id"]))
+    await workouts.delete_all(user)
+    deleted = await _drained(any_session, user, before[-1].seq)
+    assert sorted(c.data_type for c in deleted) == ["recovery", "sleep", "workout", "workout"]
+    tombstones: dict[str, Any] = {
+        "recovery": RecoveryTombstone,
+        "sleep": SleepTombstone,
+        "workout": WorkoutTombstone,
+    }
+    for change in deleted:
+        assert change.action == "deleted"
+        assert change.updated_at is not None
+        key = sleep["id"] if change.data_type == "recovery" else change.record_id
+        tombstone = await any_session.get(tombstones[change.data_type], uuid.UUID(key))
+        assert tombstone is not None
+        assert change.updated_at == tombstone.deleted_at
 
 
 async def test_unchanged_upserts_and_deletes_of_nothing_record_no_change(
@@ -139,7 +181,7 @@ async def test_prune_deletes_old_changes_and_moves_the_horizon(any_session: Asyn
         .values(changed_at=datetime.now(UTC) - timedelta(days=40))
     )
     changes = ChangeRepository(any_session)
-    assert await changes.prune(datetime.now(UTC) - timedelta(days=30)) >= 2
+    assert await changes.prune_batch(datetime.now(UTC) - timedelta(days=30), 10_000) >= 2
     assert await changes.horizon() >= old[-1].seq
     assert await changes.horizon() < kept.seq
     assert [c.seq for c in await changes.page(user, 0, 100)] == [kept.seq]

@@ -1,5 +1,6 @@
-"""Retention: closed events, attempts, OAuth states and tombstones older than RETENTION_DAYS go,
-in batches; what is pending, recent, or the latest sync state stays. On both backends."""
+"""Retention: closed events, attempts, OAuth states, tombstones and the change feed older than
+RETENTION_DAYS go, in batches; what is pending, recent, or the latest sync state stays. On both
+backends."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.config import Settings
 from common.db.models import (
+    Change,
     OAuthState,
     SleepTombstone,
     SyncAttempt,
     SyncLog,
     WebhookEvent,
 )
+from common.db.repositories.changes import ChangeRepository
+from common.db.repositories.retention import CHANGES, delete_batch
 from common.db.types import utcnow
 from common.sync.retention import prune
 from common.types import EventStatus
@@ -137,3 +141,40 @@ async def test_prune_deletes_what_is_older_than_the_retention_in_batches(
 
 def test_retention_defaults_to_thirty_days() -> None:
     assert Settings().retention_days == 30
+
+
+def _change(n: int, changed_at: datetime) -> dict[str, object]:
+    return {
+        "user_id": USER,
+        "whoop_user_id": 1,
+        "data_type": "workout",
+        "action": "deleted",
+        "record_id": str(uuid.UUID(int=n)),
+        "updated_at": changed_at,
+        "changed_at": changed_at,
+    }
+
+
+async def test_the_retention_pass_prunes_the_change_feed_a_committed_batch_at_a_time(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+    async with factory() as session:
+        for n in range(5):  # numbered one by one, oldest first
+            await session.execute(insert(Change).values(_change(n, old if n < 3 else recent)))
+        await session.commit()
+        seqs = list(await session.scalars(select(Change.seq).order_by(Change.seq)))
+    cutoff = now - timedelta(days=30)
+    async with factory() as session:
+        assert await delete_batch(session, CHANGES, cutoff, 2) == 2
+        await session.commit()
+    async with factory() as session:
+        # One batch is its own transaction: its changes are gone and the horizon covers them.
+        assert await ChangeRepository(session).horizon() == seqs[1]
+        assert list(await session.scalars(select(Change.seq).order_by(Change.seq))) == seqs[2:]
+    deleted = await prune(factory, 30, batch=2)  # every rule, the feed's among them
+    assert deleted["changes"] == 1
+    async with factory() as session:
+        assert await ChangeRepository(session).horizon() == seqs[2]
+        assert list(await session.scalars(select(Change.seq).order_by(Change.seq))) == seqs[3:]

@@ -1,5 +1,6 @@
-"""The worker's crons: arq's wall-clock schedule for each interval, the five crons with their
-intervals from the settings, and the proactive token refresh against the simulator."""
+"""The worker's crons: arq's wall-clock schedule for each interval, the six crons with their
+intervals from the settings (the change feed's prune is a rule of the retention cron), and the
+proactive token refresh against the simulator."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from arq.cron import next_cron
 from common.db.models import WhoopConnection
 from common.db.repositories import ConnectionRepository
 from common.db.types import utcnow
-from common.feed.jobs import drain_changes, prune_changes, push_due
+from common.feed.jobs import drain_changes, push_due
 from common.ratelimit import Priority
 from common.sync.jobs import (
     TOKEN_REFRESH_AHEAD,
@@ -65,7 +66,7 @@ def test_arq_runs_the_schedule_evenly_at_its_interval(seconds: int, gap: int) ->
     assert _gaps(seconds) == {gap}
 
 
-def test_cron_jobs_are_the_seven_crons_at_the_default_intervals() -> None:
+def test_cron_jobs_are_the_six_crons_at_the_default_intervals() -> None:
     defaults = make_settings("sqlite+aiosqlite:///x.db", None, "http://x", inbox_sweep_seconds=60)
     crons = {job.name: job for job in cron_jobs(defaults)}
     assert {name: job.coroutine for name, job in crons.items()} == {
@@ -75,7 +76,6 @@ def test_cron_jobs_are_the_seven_crons_at_the_default_intervals() -> None:
         "retention": prune_retention,
         "drain_changes": drain_changes,
         "push_due": push_due,
-        "prune_changes": prune_changes,
     }
     # Every 5 s: what the queue refused goes at once; lost jobs after INBOX_SWEEP_SECONDS.
     assert crons["sweep_inbox"].second == set(range(0, 60, 5))
@@ -84,7 +84,6 @@ def test_cron_jobs_are_the_seven_crons_at_the_default_intervals() -> None:
     assert (crons["retention"].hour, crons["retention"].minute) == (set(range(24)), 0)
     assert crons["drain_changes"].second == set(range(0, 60, 5))
     assert crons["push_due"].second == set(range(0, 60, 10))
-    assert crons["prune_changes"].hour == set(range(24))
     assert all(job.unique for job in crons.values())  # one run per tick across all workers
 
 
