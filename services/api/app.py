@@ -22,6 +22,8 @@ from common.config import Settings
 from common.http_ops import Check, ops_router, ping_database, ping_redis
 from common.queue import ArqQueue, Queue
 from common.sync.context import SyncContext, build_context
+from common.sync.oplog import tag_calls
+from common.types import Trigger
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
@@ -56,6 +58,7 @@ class BackgroundBackfill:
         return None
 
     async def _backfill(self, user_id: uuid.UUID) -> None:
+        tag_calls(Trigger.BACKFILL)
         try:
             async with self.ctx.session_factory() as session:
                 await self.ctx.service(session).backfill(user_id)

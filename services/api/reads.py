@@ -29,6 +29,7 @@ from common.locks import Locks, LockTimeout, LockUnavailable
 from common.metrics import READS
 from common.ratelimit import Priority
 from common.sync.freshness import live_rule
+from common.sync.oplog import tag_calls
 from common.sync.service import SyncService
 from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
 from common.whoop.client import PAGE_SIZE
@@ -252,6 +253,7 @@ class SmartReader:
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery
     ) -> tuple[datetime, str | None]:
         trigger = Trigger.FORCE_REFRESH if query.force_refresh else Trigger.READ
+        tag_calls(trigger)
         plan = fetch_plan(query)
         log.info("read.syncing", user_id=str(user_id), data_type=query.data_type.value)
         try:
