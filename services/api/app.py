@@ -24,10 +24,11 @@ from common.queue import ArqQueue, Queue
 from common.sync.context import SyncContext, build_context
 from common.sync.oplog import tag_calls
 from common.types import Trigger
+from services.api.console.routes import install_console
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
-from services.api.routes import feed, smart, whoop
+from services.api.routes import admin, feed, smart, whoop
 
 log = structlog.get_logger()
 
@@ -95,6 +96,8 @@ def install_api(app: FastAPI) -> None:
     app.include_router(smart.router)
     app.include_router(feed.router)
     app.include_router(whoop.router)
+    app.include_router(admin.router)
+    install_console(app)
 
 
 async def _database(request: Request) -> None:
