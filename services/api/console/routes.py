@@ -111,7 +111,8 @@ def _signin(request: Request, status: int = 200, wrong: bool = False) -> Respons
 
 
 def _message(request: Request, status: int, title: str, text: str, csrf: str | None) -> Response:
-    return _page(request, "message.html", {"title": title, "text": text, "csrf": csrf}, status)
+    context = {"title": title, "text": text, "csrf": csrf, "refresh": None}
+    return _page(request, "message.html", context, status)
 
 
 def _back(url: str) -> Response:
