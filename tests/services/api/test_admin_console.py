@@ -87,6 +87,7 @@ async def test_overview_page_shows_the_numbers_and_charts(
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
     assert '<meta name="viewport"' in page.text
+    assert 'src="/console/static/console.js" data-refresh="30"' in page.text  # refreshes itself
 
 
 async def test_user_page_and_lookup(console: httpx.AsyncClient, app: FastAPI) -> None:
