@@ -223,3 +223,45 @@ async def admin_syncs(c: Console, count: int) -> bool:
     page = await c.user(f"whoop:{WHOOP_USER}")
     admin = [a for a in page["attempts"] if a["trigger"] == "admin" and a["outcome"] == "success"]
     return len(admin) >= count
+
+
+async def seed_history(c: Console) -> None:
+    """A day of history before this test's own: WHOOP calls per hour by trigger, and processed
+    webhook events of another WHOOP user with their lags, so the charts draw 24 hours."""
+    import math
+    from datetime import timedelta
+
+    from common.db.models import WebhookEvent
+    from common.db.repositories.ops import OpsRepository
+    from common.db.types import utcnow
+
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    calls: dict[tuple[Any, str], int] = {}
+    events = []
+    for back in range(1, 24):
+        at = hour - timedelta(hours=back)
+        calls[(at, "webhook")] = 30 + round(20 * math.sin(back / 3))
+        calls[(at, "read")] = 4 + back % 5
+        if back % 4 == 0:
+            calls[(at, "reconcile")] = 12
+        for i in range(6):
+            received = at + timedelta(minutes=9 * i + 1)
+            lag = 0.25 + 0.15 * i + (2.5 if i == 5 and back % 3 == 0 else 0)
+            events.append(
+                WebhookEvent(
+                    trace_id=uuid.uuid4().hex,
+                    event_type="sleep.updated",
+                    whoop_user_id=20001,
+                    record_id=str(uuid.uuid4()),
+                    payload="{}",
+                    status="done",
+                    attempts=1,
+                    received_at=received,
+                    processed_at=received + timedelta(seconds=lag),
+                )
+            )
+    calls[(hour - timedelta(hours=20), "backfill")] = 96
+    async with factory_of(c.settings) as factory, factory() as session:
+        await OpsRepository(session).add_calls(calls)
+        session.add_all(events)
+        await session.commit()

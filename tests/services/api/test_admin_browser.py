@@ -42,6 +42,7 @@ from tests.services.api.console_browser import (
     events_done,
     factory_of,
     forger,
+    seed_history,
     settings_for,
     sign_in,
     status_of,
@@ -170,6 +171,8 @@ async def test_console_in_a_browser(console: Console) -> None:
         failed_id = await add_event(
             factory, WHOOP_USER, record_id=sleep_id, error="KeyError: 'score' (a bad answer)"
         )
+
+    await seed_history(c)
 
     # Signed out: the sign-in form, and a wrong token is told so.
     await c.open("/console")
