@@ -6,12 +6,13 @@ tallies) or from the shared WHOOP budget, so every api process answers the same.
 
 from __future__ import annotations
 
-import math
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.budget import budget_usage
 from common.config import Settings
 from common.db.models import SyncAttempt, SyncLog, WebhookEvent, WhoopConnection
 from common.db.repositories import ChannelRepository, ConnectionRepository, SyncLogRepository
@@ -51,29 +52,14 @@ def _age(now: datetime, moment: datetime | None) -> float | None:
     return None if moment is None else round(max(0.0, (now - moment).total_seconds()), 1)
 
 
-async def budget_block(
-    limiter: RateLimiter, settings: Settings, session: AsyncSession, now: datetime
-) -> BudgetBlock:
-    """The WHOOP budget from the shared limiter; the forecast extends the calls of the last two
-    clock hours (from the call tally) over a day."""
-    minute_left, day_left = await limiter.remaining()
-    per_minute, per_day = settings.whoop_rate_limit_per_minute, settings.whoop_rate_limit_per_day
-    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    recent = sum(calls for _, _, calls in await OpsRepository(session).calls_since(since))
-    hours = max((now - since).total_seconds() / 3600, 1.0)
-    forecast = math.ceil(recent / hours * 24)
-    connected = await ChannelRepository(session).active_count()
-    carried = connected if forecast == 0 else math.floor(connected * per_day / forecast)
+async def budget_block(limiter: RateLimiter, session: AsyncSession) -> BudgetBlock:
+    """The WHOOP budget as the shared limiter counts it (`common.budget`, which also sets the
+    forecast gauges): this minute, this day, the day's forecast and the users it carries."""
+    usage = await budget_usage(limiter, session)
     return BudgetBlock(
-        minute_used=per_minute - minute_left,
-        minute_limit=per_minute,
-        minute_left=minute_left,
-        day_used=per_day - day_left,
-        day_limit=per_day,
-        day_left=day_left,
-        day_forecast=forecast,
-        users_connected=connected,
-        users_carried=carried,
+        **asdict(usage),
+        minute_left=max(0, usage.minute_limit - usage.minute_used),
+        day_left=max(0, usage.day_limit - usage.day_used),
     )
 
 
@@ -95,7 +81,7 @@ async def overview(
             refusals_last_hour=await ops.count_since(WEBHOOK_REFUSAL, now - REFUSAL_HOLD),
             last_refused_at=row.last_refused_at,
         ),
-        whoop_budget=await budget_block(limiter, settings, session, now),
+        whoop_budget=await budget_block(limiter, session),
         inbox=InboxBlock(
             pending=inbox.pending,
             parked=inbox.parked,

@@ -13,12 +13,12 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
+from common.budget import budget_usage
 from common.config import Settings
 from common.db.models import WebhookEvent
 from common.db.repositories.ops import AUDIT_MISS, RECONCILE_FAILURE, WEBHOOK_REFUSAL, OpsRepository
 from common.ratelimit import Priority
 from common.types import DataType, SyncStatus
-from services.api.operators import budget_block
 from tests.services.api.admin_helpers import ADMIN, ADMIN_AUTH, add_event, add_failed_push
 from tests.services.api.conftest import connect_user, make_settings, mark_synced, running, state_of
 
@@ -128,27 +128,11 @@ async def test_overview_budget_reports_the_shared_limiter_and_a_forecast(
     assert budget["minute_left"] == 93
     assert budget["day_used"] == 7
     assert budget["day_limit"] == 10000
-
-
-async def test_forecast_extends_the_last_hours_calls_over_a_day(
-    app: FastAPI, settings: Settings
-) -> None:
-    state = state_of(app)
-    now = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)  # no other test writes calls then
     async with state.session_factory() as session:
-        await OpsRepository(session).add_calls(
-            {
-                (datetime(2031, 3, 4, 9, tzinfo=UTC), "webhook"): 100,
-                (datetime(2031, 3, 4, 10, tzinfo=UTC), "webhook"): 40,
-                (datetime(2031, 3, 4, 10, tzinfo=UTC), "read"): 10,
-                (datetime(2031, 3, 4, 7, tzinfo=UTC), "read"): 999,  # before the window
-            }
-        )
-        await session.commit()
-        block = await budget_block(state.whoop.limiter, settings, session, now)
-
-    assert block.day_forecast == 2400  # 150 calls in 1.5 h -> 100 an hour
-    assert block.users_carried == block.users_connected * 10000 // 2400
+        usage = await budget_usage(state.whoop.limiter, session)
+    assert budget["day_forecast"] == usage.day_forecast == 14  # the last hour's 7, for an hour more
+    assert budget["users_carried"] == usage.users_carried
+    assert budget["users_connected"] == usage.users_connected
 
 
 async def test_user_page_by_uuid_and_by_whoop_id(client: httpx.AsyncClient, app: FastAPI) -> None:
