@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
     app_webhook_url: str | None = None
     app_webhook_secret: SecretStr | None = None
+    # The operators' secret for /api/v1/admin and /console (SPEC 3.6); unset, both are off (404).
+    admin_token: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -22,6 +22,7 @@ class Trigger(StrEnum):
     FORCE_REFRESH = "force_refresh"
     RECONCILE = "reconcile"
     BACKFILL = "backfill"
+    ADMIN = "admin"  # an operator's "sync now"
 
 
 class SyncStatus(StrEnum):

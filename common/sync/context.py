@@ -21,6 +21,7 @@ from common.feed.feed import ChangeFeed
 from common.locks import Locks, create_locks
 from common.queue import arq_redis
 from common.ratelimit import RateLimiter, create_rate_limiter
+from common.sync.oplog import CallLog
 from common.sync.service import SyncService
 from common.sync.tokens import ConnectionTokens
 from common.whoop.client import TokenSource, WhoopClient
@@ -52,6 +53,8 @@ class SyncContext:
     oauth: OAuthClient
     whoop: WhoopClient
     feed: ChangeFeed
+    # WHOOP calls per hour by trigger, written in batches (closed with the context).
+    calls: CallLog | None = None
     _owned: list[Any] = field(default_factory=list, repr=False)
     # The event leases this process keeps renewed (common.sync.jobs.LeaseKeeper), made on first use.
     leases: Any = field(default=None, repr=False)
@@ -102,6 +105,10 @@ async def build_context(
     session_factory = create_session_factory(engine)
     feed = ChangeFeed(settings, session_factory)
     owned.append(feed)
+    calls = CallLog(session_factory)
+    owned.append(calls)
+    whoop = WhoopClient.from_settings(http, settings, limiter)
+    whoop.on_call = calls.note
     return SyncContext(
         settings=settings,
         engine=engine,
@@ -112,7 +119,8 @@ async def build_context(
         locks=create_locks(redis),
         cipher=TokenCipher(settings.token_encryption_key),
         oauth=OAuthClient.from_settings(http, settings),
-        whoop=WhoopClient.from_settings(http, settings, limiter),
+        whoop=whoop,
         feed=feed,
+        calls=calls,
         _owned=owned,
     )

@@ -127,13 +127,15 @@ class Inbox:
         *,
         since: datetime | None,
         status: EventStatus | None,
+        parked: bool = False,
         after_id: int = 0,
         limit: int = 1000,
     ) -> list[int]:
-        """Put one page of recorded events (ids above `after_id`) back to pending, with their
-        tries reset, for a replay; their ids, in order (empty when none is left)."""
+        """Put one page of recorded events (ids above `after_id`; `parked`: only parked ones)
+        back to pending, with their tries reset, for a replay; their ids, in order (empty when
+        none is left)."""
         ids = await self.events.for_replay(
-            since=since, status=status, after_id=after_id, limit=limit
+            since=since, status=status, parked=parked, after_id=after_id, limit=limit
         )
         await self.events.reopen(ids)
         return ids

@@ -33,6 +33,7 @@ from common.ratelimit import Priority
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
 from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox, hand_off
+from common.sync.oplog import tag_calls
 from common.sync.reconcile import RECONCILE_WINDOW, reconcile, refetch_all_pending
 from common.sync.retention import prune
 from common.sync.tokens import refresh_expiring
@@ -195,6 +196,7 @@ async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str 
     the event closed) instead of leaving the event to the next sweep.
     """
     job_try = int(ctx.get("job_try", 1))
+    tag_calls(Trigger.WEBHOOK)
     try:
         return await _process(ctx, event_id, ticket, job_try)
     except Retry:
@@ -258,6 +260,7 @@ async def backfill_user(ctx: dict[str, Any], user_id: str) -> str:
     """Pull BACKFILL_DAYS of every collection for a newly connected user."""
     sync: SyncContext = ctx["sync"]
     job_try = int(ctx.get("job_try", 1))
+    tag_calls(Trigger.BACKFILL)
     async with sync.session_factory() as session:
         results = await sync.service(session).backfill(uuid.UUID(user_id))
         await session.commit()
@@ -274,6 +277,7 @@ async def sync_type(ctx: dict[str, Any], user_id: str, data_type: str, trigger: 
     """Sync one user's collection of one type over the trailing reconcile window."""
     sync: SyncContext = ctx["sync"]
     job_try = int(ctx.get("job_try", 1))
+    tag_calls(trigger)
     async with sync.session_factory() as session:
         result = await sync.service(session).sync_collection(
             uuid.UUID(user_id),
@@ -329,11 +333,13 @@ async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
 
 async def reconcile_users(ctx: dict[str, Any]) -> int:
     """One reconciliation pass (SPEC 4.2); how many users it audited."""
+    tag_calls(Trigger.RECONCILE)
     return (await reconcile(ctx["sync"])).audited
 
 
 async def refetch_pending_scores(ctx: dict[str, Any]) -> int:
     """Fetch again records still PENDING_SCORE."""
+    tag_calls(Trigger.RECONCILE)
     return await refetch_all_pending(ctx["sync"])
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.budget import budget_usage, day_forecast
 from common.config import Settings
 from common.db.repositories import ChannelRepository, ConnectionRepository, RecordRepository
+from common.db.repositories.ops import AUDIT_MISS, RECONCILE_FAILURE
 from common.db.types import utcnow
 from common.metrics import AUDIT_MISSES, RECONCILE_FAILURES
 from common.ratelimit import Priority, RateLimiter
@@ -39,6 +40,7 @@ from common.sync.backfill import restart_failed
 from common.sync.context import SyncContext
 from common.sync.freshness import SUSPENSION, WEBHOOK_TYPES
 from common.sync.inbox import retry_parked_events
+from common.sync.oplog import note_incident
 from common.sync.results import ALL_TYPES
 from common.sync.service import PENDING_SCORE
 from common.types import EventStatus, Trigger
@@ -100,7 +102,11 @@ async def _day_spent(sync: SyncContext) -> bool:
 
 
 async def _isolated(
-    task: str, user_id: uuid.UUID, work: Callable[[], Awaitable[int]], report: PassReport
+    task: str,
+    user_id: uuid.UUID,
+    work: Callable[[], Awaitable[int]],
+    report: PassReport,
+    sync: SyncContext | None = None,
 ) -> int | None:
     """Run one user's share of a pass; a failure is logged and counted, never raised."""
     try:
@@ -108,6 +114,8 @@ async def _isolated(
     except Exception as exc:
         report.failures += 1
         RECONCILE_FAILURES.labels(task).inc()
+        if sync is not None:
+            await note_incident(sync.session_factory, RECONCILE_FAILURE, task)
         log.exception(
             "reconcile.user_failed", task=task, user_id=str(user_id), error=type(exc).__name__
         )
@@ -139,7 +147,7 @@ async def refetch_all_pending(sync: SyncContext, report: PassReport | None = Non
                 await session.commit()
             return count
 
-        written += await _isolated("refetch_pending", user_id, work, report) or 0
+        written += await _isolated("refetch_pending", user_id, work, report, sync) or 0
     return written
 
 
@@ -158,7 +166,7 @@ async def _finish_backfills(sync: SyncContext, now: datetime, report: PassReport
                 results = await sync.service(session).backfill(user_id)
             return int(all(r.ok for r in results))
 
-        report.backfills += await _isolated("backfill", user_id, work, report) or 0
+        report.backfills += await _isolated("backfill", user_id, work, report, sync) or 0
 
 
 async def _retry_events(sync: SyncContext, report: PassReport) -> None:
@@ -217,6 +225,7 @@ async def audit_user(
             missed = sum(1 for changed in result.changed if changed <= announced_by)
             if missed:
                 AUDIT_MISSES.labels(data_type.value).inc(missed)
+                await note_incident(sync.session_factory, AUDIT_MISS, data_type.value, missed)
                 log.warning(
                     "audit.missed", user_id=str(user_id), data_type=data_type.value, records=missed
                 )
@@ -288,7 +297,7 @@ async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: Pa
         async def work(user_id: uuid.UUID = user_id) -> int:
             return await audit_user(sync, user_id, now, window)
 
-        found = await _isolated("audit", user_id, work, report)
+        found = await _isolated("audit", user_id, work, report, sync)
         cursor = user_id
         audited += 1
         report.audited += 1

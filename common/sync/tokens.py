@@ -22,10 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.crypto import TokenCipher
 from common.db.repositories.connections import ConnectionRepository
+from common.db.repositories.ops import RECONCILE_FAILURE
 from common.db.types import utcnow
 from common.feed.lifecycle import REAUTHORIZATION_REQUIRED, record_lifecycle
 from common.locks import Locks, LockTimeout
 from common.metrics import RECONCILE_FAILURES, TOKEN_REFRESHES
+from common.sync.oplog import note_incident
 from common.types import ConnectionStatus
 from common.whoop.errors import WhoopError, WhoopReauthorizationRequired, WhoopTransportError
 from common.whoop.oauth import OAuthClient
@@ -200,6 +202,7 @@ async def refresh_expiring(
             log.warning("token.refresh_failed", user_id=str(user_id), reason=exc.reason)
         except Exception as exc:  # one bad connection never stops the pass for the others
             RECONCILE_FAILURES.labels("refresh_tokens").inc()
+            await note_incident(session_factory, RECONCILE_FAILURE, "refresh_tokens")
             log.exception("token.refresh_crashed", user_id=str(user_id), error=type(exc).__name__)
         refreshed += tokens.refreshed
     return refreshed

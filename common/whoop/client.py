@@ -100,6 +100,8 @@ class WhoopClient:
         self.http, self.base_url, self.limiter = http, base_url.rstrip("/"), limiter
         self.timeout, self.retry, self.wait_budget = timeout, retry, wait_budgets(wait_budget)
         self._sleep = sleep
+        # Told of every call sent (the operators' calls-per-hour tally), when set.
+        self.on_call: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(
@@ -172,6 +174,8 @@ class WhoopClient:
         if call.charge is not None:
             await call.charge()
         await self.limiter.acquire(call.priority, max_wait=self.wait_budget[call.priority])
+        if self.on_call is not None:
+            self.on_call()
         started = time.perf_counter()
         try:
             response = await self.http.request(

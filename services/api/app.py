@@ -23,11 +23,14 @@ from common.config import Settings
 from common.http_ops import Check, ops_router, ping_database, ping_redis
 from common.queue import ArqQueue, Queue
 from common.sync.context import SyncContext, build_context
+from common.sync.oplog import tag_calls
+from common.types import Trigger
 from common.usershare import create_user_share
+from services.api.console.routes import install_console
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
-from services.api.routes import export, feed, smart, whoop
+from services.api.routes import admin, export, feed, smart, whoop
 from services.api.streams import create_stream_slots
 
 log = structlog.get_logger()
@@ -59,6 +62,7 @@ class BackgroundBackfill:
         return None
 
     async def _backfill(self, user_id: uuid.UUID) -> None:
+        tag_calls(Trigger.BACKFILL)
         try:
             async with self.ctx.session_factory() as session:
                 await self.ctx.service(session).backfill(user_id)
@@ -109,6 +113,8 @@ def install_api(app: FastAPI) -> None:
     app.include_router(feed.router)
     app.include_router(whoop.router)
     app.include_router(export.router)
+    app.include_router(admin.router)
+    install_console(app)
 
 
 async def _database(request: Request) -> None:

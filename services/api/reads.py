@@ -38,6 +38,7 @@ from common.locks import Locks, LockTimeout, LockUnavailable
 from common.metrics import READS
 from common.ratelimit import Priority, RateLimiter
 from common.sync.freshness import live_rule
+from common.sync.oplog import tag_calls
 from common.sync.service import SyncService
 from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
 from common.usershare import UserShare
@@ -284,6 +285,7 @@ class SmartReader:
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery
     ) -> tuple[datetime, WhoopError | None]:
         trigger = Trigger.FORCE_REFRESH if query.force_refresh else Trigger.READ
+        tag_calls(trigger)
         plan = fetch_plan(query)
         charge = None if self.share is None else functools.partial(self.share.take, user_id)
         log.info("read.syncing", user_id=str(user_id), data_type=query.data_type.value)

@@ -52,27 +52,18 @@ async def replay(
     from common.db.engine import create_session_factory
     from common.queue import ArqQueue, arq_redis
     from common.sync.context import engine_for
-    from common.sync.inbox import Inbox, hand_off
+    from common.sync.replay import replay_events
 
     engine = engine_for(settings)
     redis = arq_redis(settings.redis_url) if settings.redis_url else None
-    reopened = enqueued = last_id = 0
-    queue_up = redis is not None
     try:
-        factory = create_session_factory(engine)
-        while True:
-            async with factory() as session:
-                ids = await Inbox(session).reopen(
-                    since=since, status=status, after_id=last_id, limit=page_size
-                )
-                await session.commit()
-            if not ids:
-                return reopened, enqueued
-            reopened, last_id = reopened + len(ids), ids[-1]
-            if queue_up and redis is not None:
-                sent = await hand_off(ArqQueue(redis), factory, ids)
-                enqueued += sent
-                queue_up = sent == len(ids)
+        return await replay_events(
+            create_session_factory(engine),
+            ArqQueue(redis) if redis is not None else None,
+            since=since,
+            status=status,
+            page_size=page_size,
+        )
     finally:
         if redis is not None:
             await redis.aclose()

@@ -28,24 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def replay_app(settings: Settings, *, since: datetime | None, status: str | None) -> int:
     """Reopen the matching pushes and start their users' push jobs; how many users."""
     from common.db.engine import create_session_factory
-    from common.db.repositories.deliveries import DeliveryRepository
-    from common.feed.push import enqueue_users
     from common.queue import ArqQueue, arq_redis
     from common.sync.context import engine_for
+    from common.sync.replay import replay_pushes
 
     engine = engine_for(settings)
+    redis = arq_redis(settings.redis_url) if settings.redis_url else None
     try:
-        async with create_session_factory(engine)() as session:
-            users = await DeliveryRepository(session).reopen(since=since, status=status)
-            await session.commit()
-        if settings.redis_url and users:
-            redis = arq_redis(settings.redis_url)
-            try:
-                await enqueue_users(ArqQueue(redis), users)
-            finally:
-                await redis.aclose()
-        return len(users)
+        queue = ArqQueue(redis) if redis is not None else None
+        return await replay_pushes(
+            create_session_factory(engine), queue, since=since, status=status
+        )
     finally:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 

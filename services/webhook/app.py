@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from common.config import Settings
 from common.db.engine import create_session_factory
 from common.db.repositories import ChannelRepository
+from common.db.repositories.ops import WEBHOOK_REFUSAL, OpsRepository
 from common.db.types import utcnow
 from common.http_ops import (
     error_response,
@@ -107,6 +108,7 @@ async def _write_refusal(state: WebhookState) -> None:
     try:
         async with state.session_factory() as session:
             await ChannelRepository(session).note_refusal(at)
+            await OpsRepository(session).note(WEBHOOK_REFUSAL, at=at)
             await session.commit()
     except Exception as exc:
         log.warning("webhook.refusal_unwritten", error=type(exc).__name__)

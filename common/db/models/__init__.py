@@ -9,6 +9,7 @@ from common.db.models.feed import (
     ChangeHorizon,
     ChangeOutbox,
 )
+from common.db.models.ops import OpsIncident, WhoopCallHour
 from common.db.models.records import Cycle, Recovery, Sleep, Workout
 from common.db.models.sync import SyncAttempt, SyncLog
 from common.db.models.tombstones import (
@@ -30,6 +31,7 @@ __all__ = [
     "Cycle",
     "CycleTombstone",
     "OAuthState",
+    "OpsIncident",
     "Recovery",
     "RecoveryTombstone",
     "Sleep",
@@ -37,6 +39,7 @@ __all__ = [
     "SyncAttempt",
     "SyncLog",
     "WebhookEvent",
+    "WhoopCallHour",
     "WhoopConnection",
     "Workout",
     "WorkoutTombstone",

@@ -16,7 +16,14 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.models import Change, OAuthState, SyncAttempt, WebhookEvent
+from common.db.models import (
+    Change,
+    OAuthState,
+    OpsIncident,
+    SyncAttempt,
+    WebhookEvent,
+    WhoopCallHour,
+)
 from common.db.repositories.changes import ChangeRepository
 from common.db.repositories.records import KINDS
 from common.types import EventStatus
@@ -63,6 +70,9 @@ RULES: list[RetentionRule] = [
     RetentionRule("sync_attempts", _table(SyncAttempt), lambda t, cut: t.c.started_at < cut),
     # OAuth states, used or not, are valid ten minutes: long expired past the cut-off.
     RetentionRule("oauth_states", _table(OAuthState), lambda t, cut: t.c.expires_at < cut),
+    # The operators' tallies look back a day; a longer history is for Prometheus.
+    RetentionRule("ops_incidents", _table(OpsIncident), lambda t, cut: t.c.at < cut),
+    RetentionRule("whoop_call_hours", _table(WhoopCallHour), lambda t, cut: t.c.hour < cut),
     # A tombstone only has to outlive the writes that fetched before the deletion (a job and
     # its retries: hours at most); RETENTION_DAYS is at least a day.
     *(

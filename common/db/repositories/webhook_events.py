@@ -169,11 +169,18 @@ class WebhookEventRepository:
         *,
         since: datetime | None,
         status: EventStatus | None,
+        parked: bool = False,
         after_id: int = 0,
         limit: int = 1000,
     ) -> list[int]:
-        """Ids of events to enqueue again, one page in id order after `after_id`."""
+        """Ids of events to enqueue again (`parked`: pending ones whose retries ran out), one
+        page in id order after `after_id`."""
         stmt = select(WebhookEvent.id).where(WebhookEvent.id > after_id)
+        if parked:
+            stmt = stmt.where(
+                WebhookEvent.status == EventStatus.PENDING.value,
+                WebhookEvent.parked_at.is_not(None),
+            )
         if since is not None:
             stmt = stmt.where(WebhookEvent.received_at >= since)
         if status is not None:
