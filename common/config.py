@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
     app_webhook_url: str | None = None
     app_webhook_secret: SecretStr | None = None
+    # `transaction`: the database is reached through a transaction-pooling proxy (SPEC §1).
+    database_pooler: Literal["none", "transaction"] = "none"
 
     @field_validator("database_url")
     @classmethod
