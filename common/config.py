@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     app_webhook_secret: SecretStr | None = None
     # The operators' secret for /api/v1/admin and /console (SPEC 3.6); unset, both are off (404).
     admin_token: SecretStr | None = None
+    # `transaction`: the database is reached through a transaction-pooling proxy (SPEC §1).
+    database_pooler: Literal["none", "transaction"] = "none"
 
     @field_validator("database_url")
     @classmethod

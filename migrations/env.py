@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -24,6 +25,15 @@ def _url() -> str:
     return str(url)
 
 
+def _pooler() -> Literal["none", "transaction"]:
+    pooler = config.attributes.get("database_pooler")
+    if pooler is None:
+        from common.config import get_settings
+
+        return get_settings().database_pooler
+    return "transaction" if pooler == "transaction" else "none"
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -36,7 +46,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_url(), poolclass=NullPool)
+    engine = create_engine(_url(), pooler=_pooler(), poolclass=NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -12,10 +13,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+Pooler = Literal["none", "transaction"]
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+
+def create_engine(url: str, *, pooler: Pooler = "none", **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so that readers never block writers, and
-    synchronous=FULL so that a commit survives a power failure."""
+    synchronous=FULL so that a commit survives a power failure. With `pooler="transaction"` no
+    PostgreSQL statement is kept beyond its transaction (a transaction-pooling proxy in front)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
 
@@ -38,6 +42,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
+    if pooler == "transaction":
+        kwargs["connect_args"] = kwargs.get("connect_args", {}) | transaction_pooler_args()
     if "poolclass" not in kwargs:
         # Connections are kept, never churned: opening one costs far more than a query, and
         # overflow connections would be closed on return, so a busy process waits for a pooled
@@ -52,6 +58,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _broken_protocol_is_a_disconnect)
     return engine
+
+
+def transaction_pooler_args() -> dict[str, Any]:
+    """asyncpg arguments for a transaction-pooling proxy (SQLAlchemy's documented PgBouncer recipe).
+
+    Behind PgBouncer in transaction mode the next transaction may run on another server connection,
+    so a named prepared statement must never be looked for again: asyncpg's statement cache and
+    SQLAlchemy's are off (the raw hot-path statements go out unnamed, parsed and run in one
+    exchange), and the statements SQLAlchemy prepares inside its transactions get names no other
+    client uses, so two clients sharing a server connection never collide on
+    `__asyncpg_stmt_1__`.
+    """
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 # asyncpg's words for a connection whose protocol was left mid-operation (a statement cut off by

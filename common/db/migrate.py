@@ -21,18 +21,20 @@ def migrations_dir() -> Path:
 MIGRATIONS_DIR = migrations_dir()
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic config pointing at our migrations and at this database."""
+def alembic_config(database_url: str, pooler: str = "none") -> Config:
+    """An Alembic config pointing at our migrations and at this database (reached through a
+    transaction-pooling proxy when `pooler` is `transaction`)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s")
     config.attributes["database_url"] = database_url
+    config.attributes["database_pooler"] = pooler
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, pooler: str = "none") -> None:
     """Migrate the schema up to `revision` (blocking; run it off the event loop)."""
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, pooler), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
@@ -40,6 +42,6 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
+async def upgrade_async(database_url: str, revision: str = "head", *, pooler: str = "none") -> None:
     """`upgrade` from inside a running event loop."""
-    await asyncio.to_thread(upgrade, database_url, revision)
+    await asyncio.to_thread(upgrade, database_url, revision, pooler=pooler)

@@ -19,6 +19,7 @@ from common.sync.retention import BATCH as PRUNE_BATCH
 from common.sync.retention import prune
 
 if TYPE_CHECKING:
+    from common.feed.pusher import Pusher
     from common.queue import Queue
 
 AFTER_COMMIT = "feed.after_commit"
@@ -50,6 +51,8 @@ class ChangeFeed:
         )
         self.drainer.on_numbered = self._hand_off
         self.queue: Queue | None = None
+        # This process's push senders, when it sends pushes (`common.feed.pusher.pusher_for`).
+        self.pusher: Pusher | None = None
         session_factory.configure(info={AFTER_COMMIT: self.drainer.request})
 
     def use_queue(self, queue: Queue | None) -> None:
@@ -57,8 +60,13 @@ class ChangeFeed:
         self.queue = queue
 
     async def _hand_off(self, numbered: list[Numbered]) -> None:
-        if self.queue is not None and self.settings.app_webhook_url:
-            await enqueue_users(self.queue, dict.fromkeys(n.user_id for n in numbered))
+        if not self.settings.app_webhook_url:
+            return
+        users = dict.fromkeys(n.user_id for n in numbered)
+        if self.pusher is not None:  # this process sends pushes: no job, no queue round trip
+            self.pusher.wake(users)
+        elif self.queue is not None:
+            await enqueue_users(self.queue, users)
 
     async def prune(self, *, batch: int = PRUNE_BATCH) -> int:
         """Delete changes and pushes older than RETENTION_DAYS, one committed batch at a time
@@ -69,8 +77,10 @@ class ChangeFeed:
         return done[CHANGES.name]
 
     async def aclose(self) -> None:
-        """Finish a drain under way, stop listening."""
+        """Finish a drain under way, stop the push senders, stop listening."""
         await self.drainer.aclose()
+        if self.pusher is not None:
+            await self.pusher.aclose()
         await self.notifier.aclose()
 
 

@@ -9,15 +9,20 @@ import structlog
 
 from common.db.repositories.deliveries import DeliveryRepository
 from common.db.types import utcnow
-from common.feed.push import deliver_user, enqueue_users
+from common.feed.pusher import pusher_for
 from common.sync.context import SyncContext
 
 log = structlog.get_logger(__name__)
 
 
 async def deliver_app(ctx: dict[str, Any], user_id: str) -> int:
-    """Push one user's due changes to the app's backend, in order."""
-    return await deliver_user(ctx["sync"], ctx.get("queue"), uuid.UUID(user_id))
+    """Hand one user's due pushes to this process's push senders; returns at once, so a slow
+    receiver never keeps a job slot."""
+    sync: SyncContext = ctx["sync"]
+    if not sync.settings.app_webhook_url:
+        return 0
+    pusher_for(sync).wake([uuid.UUID(user_id)])
+    return 1
 
 
 async def drain_changes(ctx: dict[str, Any]) -> int:
@@ -27,11 +32,12 @@ async def drain_changes(ctx: dict[str, Any]) -> int:
 
 
 async def push_due(ctx: dict[str, Any]) -> int:
-    """Start push jobs for users whose next push is due (retries, a lost job, a killed worker)."""
+    """Hand users whose next push is due (retries, a lost hand-off, a killed worker) to this
+    process's push senders: a user already waiting or being sent is not added twice."""
     sync: SyncContext = ctx["sync"]
-    if not sync.settings.app_webhook_url or ctx.get("queue") is None:
+    if not sync.settings.app_webhook_url:
         return 0
     async with sync.session_factory() as session:
         users = await DeliveryRepository(session).due_users(utcnow())
-    await enqueue_users(ctx["queue"], users)
+    pusher_for(sync).wake(users)
     return len(users)

@@ -1,27 +1,27 @@
 """Pushes to the app's backend (SPEC §3.5): each change POSTed to WHOOPSYNC_APP_WEBHOOK_URL,
 signed per Standard Webhooks, at least once, in order per user.
 
-A user's pushes form a queue ordered by change number; one job at a time (a lock per user, across
-processes, that dies with its holder's database connection) sends its head, and a later push waits until the one before it was answered 2xx or its
-day of retries ran out. Every attempt is recorded. The `webhook-id` is the same on every attempt of
+A user's pushes form a queue ordered by change number; one sender at a time (a lock per user,
+across processes, with a short renewed lease) sends its head, and a later push waits until the one
+before it was answered 2xx or its day of retries (from its first attempt) ran out. The senders of a
+process are a fixed number of slots of their own (`common.feed.pusher`), apart from the job slots
+that process WHOOP events. Every attempt is recorded. The `webhook-id` is the same on every attempt of
 a change, so a receiver can drop a push it already has.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -34,6 +34,7 @@ from common.locks import LockTimeout
 from common.metrics import APP_DELIVERIES, APP_DELIVERY_LAG
 
 if TYPE_CHECKING:
+    from common.feed.pusher import Pusher
     from common.queue import Queue
     from common.sync.context import SyncContext
 
@@ -42,12 +43,11 @@ log = structlog.get_logger(__name__)
 DELIVER_APP = "deliver_app"
 RETRY_FOR = timedelta(days=1)
 POST_TIMEOUT = 10.0
-# A job holds a user's queue this long at most, then hands on to a fresh job (the lock's lease
-# stays well above it, so two jobs never send one user's pushes at once).
+# A sender holds a user's queue this long at most, then puts the user behind those waiting.
 JOB_BUDGET = 30.0
-LEASE = JOB_BUDGET + 2 * POST_TIMEOUT + 10
-# The class half of the two-part advisory lock key of a user's push queue ("push" in ASCII).
-PUSH_LOCK = {"c": 0x70757368}
+# The lease of a user's queue lock, renewed every third of it while held: a killed sender holds
+# that user's pushes back this long at most.
+LEASE = 15.0
 
 
 def payload(change: Change) -> bytes:
@@ -106,60 +106,29 @@ async def post(http: httpx.AsyncClient, url: str, secret: str, change: Change) -
     return Answer(ok, response.status_code, None if ok else f"HTTP {response.status_code}", ms)
 
 
-async def deliver_user(sync: SyncContext, queue: Queue | None, user_id: uuid.UUID) -> int:
-    """Send the user's due pushes in order; how many were acknowledged."""
+async def deliver_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) -> int:
+    """Send the user's due pushes in order, holding the user's queue; how many were acknowledged.
+
+    The queue is held by a named lock (Redis across processes, renewed while held; in-process in
+    the embedded mode), never by a database connection: no connection is checked out while a POST
+    is in flight, so a slow receiver cannot take the connections WHOOP events need.
+    """
     settings = sync.settings
     if not settings.app_webhook_url or settings.app_webhook_secret is None:
         return 0
     sent = 0
     while True:
-        async with _user_queue(sync, user_id) as factory:
-            if factory is None:  # another job sends this user's pushes; it looks again after
-                return sent
-            done, finished = await _drain_user(sync, factory, queue, user_id)
-            sent += done
-        # A job that found the queue held gave up while this one held it: look once more.
+        try:
+            async with sync.locks.lock(
+                f"app-push:{user_id}", timeout=LEASE, blocking_timeout=0, keep_alive=True
+            ):
+                done, finished = await _drain_user(sync, pusher, user_id)
+        except LockTimeout:  # another sender holds this user's queue; it looks again after
+            return sent
+        sent += done
+        # A sender that found the queue held gave up while this one held it: look once more.
         if not finished or not await _due(sync, user_id):
             return sent
-
-
-@contextlib.asynccontextmanager
-async def _user_queue(
-    sync: SyncContext, user_id: uuid.UUID
-) -> AsyncIterator[async_sessionmaker[AsyncSession] | None]:
-    """Hold the user's push queue: sessions over the connection that holds it, or None if taken.
-
-    On PostgreSQL the hold is a session advisory lock on one connection, which the server drops
-    the moment a killed worker's connection closes: no lease to wait out after a crash. Elsewhere
-    (one process) it is a named lock of the process.
-    """
-    if not sync.settings.is_postgres:
-        try:
-            async with sync.locks.lock(f"app-push:{user_id}", timeout=LEASE, blocking_timeout=0):
-                yield sync.session_factory
-        except LockTimeout:
-            yield None
-        return
-    key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
-    async with sync.engine.connect() as conn:
-        held = await conn.scalar(
-            text("SELECT pg_try_advisory_lock(:c, :k)"), PUSH_LOCK | {"k": key}
-        )
-        await conn.commit()
-        if not held:
-            yield None
-            return
-        try:
-            yield async_sessionmaker(bind=conn, expire_on_commit=False)
-        finally:
-            try:
-                await conn.rollback()
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:c, :k)"), PUSH_LOCK | {"k": key}
-                )
-                await conn.commit()
-            except Exception:  # the connection is broken: closing it drops the lock
-                await conn.invalidate()
 
 
 async def _due(sync: SyncContext, user_id: uuid.UUID) -> bool:
@@ -168,12 +137,7 @@ async def _due(sync: SyncContext, user_id: uuid.UUID) -> bool:
     return head is not None and head[0].next_attempt_at <= utcnow()
 
 
-async def _drain_user(
-    sync: SyncContext,
-    factory: async_sessionmaker[AsyncSession],
-    queue: Queue | None,
-    user_id: uuid.UUID,
-) -> tuple[int, bool]:
+async def _drain_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) -> tuple[int, bool]:
     """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting)."""
     settings = sync.settings
     assert settings.app_webhook_url is not None
@@ -181,24 +145,24 @@ async def _drain_user(
     secret = settings.app_webhook_secret.get_secret_value()
     started, sent = time.monotonic(), 0
     while time.monotonic() - started < JOB_BUDGET:
-        async with factory() as session:
+        async with sync.session_factory() as session:  # returned before the POST
             head = await DeliveryRepository(session).head_of(user_id)
             await session.commit()
         if head is None:
             return sent, True
         delivery, change = head
-        if delivery.next_attempt_at > utcnow():
-            return sent, True  # its deferred job, or the due cron, comes back for it
+        wait = (delivery.next_attempt_at - utcnow()).total_seconds()
+        if wait > 0:  # a retry not due yet: this process comes back for it then
+            pusher.wake([user_id], wait)
+            return sent, True
         answer = await post(sync.http, settings.app_webhook_url, secret, change)
-        delay = await _note(factory, delivery, change, answer)
+        delay = await _note(sync.session_factory, delivery, change, answer)
         if answer.ok:
             sent += 1
         elif delay is not None:
-            if queue is not None:
-                await _enqueue(queue, user_id, delay)
+            pusher.wake([user_id], delay)
             return sent, True
-    if queue is not None:  # the budget is spent: a fresh job carries on
-        await _enqueue(queue, user_id, None)
+    pusher.wake([user_id])  # its share is spent: behind the users already waiting
     return sent, False
 
 
@@ -222,7 +186,9 @@ async def _note(
         delay: float | None = None
         if answer.ok:
             await repo.delivered(seq)
-        elif now - delivery.created_at >= RETRY_FOR:
+        elif now - (await repo.first_attempt(seq, delivery.created_at) or now) >= RETRY_FOR:
+            # The day runs from the first attempt: pushes queued behind a failing head for
+            # hours still get their own day of retries once their turn comes.
             await repo.give_up(seq)
         else:
             delay = retry_delay(delivery.attempts + 1)
@@ -243,14 +209,10 @@ async def _note(
     return delay
 
 
-async def _enqueue(queue: Queue, user_id: uuid.UUID, delay: float | None) -> None:
-    try:
-        await queue.enqueue(DELIVER_APP, str(user_id), _defer_by=delay)
-    except Exception as exc:  # the queue away: the due cron finds the user again
-        log.warning("app_push.enqueue_failed", error=type(exc).__name__)
-
-
-async def enqueue_users(queue: Queue, user_ids: Any) -> None:
-    """Start a push job for each of these users."""
+async def enqueue_users(queue: Queue, user_ids: Iterable[uuid.UUID]) -> None:
+    """Start a push job for each of these users (a process that has no pusher of its own)."""
     for user_id in user_ids:
-        await _enqueue(queue, user_id, None)
+        try:
+            await queue.enqueue(DELIVER_APP, str(user_id))
+        except Exception as exc:  # the queue away: the due cron finds the user again
+            log.warning("app_push.enqueue_failed", error=type(exc).__name__)

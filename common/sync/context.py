@@ -33,7 +33,9 @@ __all__ = ["SyncContext", "build_context", "engine_for"]
 def engine_for(settings: Settings) -> AsyncEngine:
     """The process's engine; PostgreSQL connects with a bounded timeout so outages fail fast."""
     if settings.is_postgres:
-        return create_engine(settings.database_url, connect_args={"timeout": 5})
+        return create_engine(
+            settings.database_url, pooler=settings.database_pooler, connect_args={"timeout": 5}
+        )
     return create_engine(settings.database_url)
 
 

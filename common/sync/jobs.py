@@ -374,7 +374,7 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(PROCESS_EVENT, process_webhook_event, max_tries=EVENT_TRIES, timeout=120),
         JobSpec("backfill_user", backfill_user, max_tries=5, timeout=900),
         JobSpec("sync_type", sync_type, max_tries=5, timeout=300),
-        JobSpec(DELIVER_APP, deliver_app, max_tries=3, timeout=120),
+        JobSpec(DELIVER_APP, deliver_app, max_tries=3, timeout=10),
     )
 }
 CRONS: list[CronSpec] = [

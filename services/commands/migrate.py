@@ -20,6 +20,6 @@ def main(args: argparse.Namespace) -> int:
     """Run the migrations."""
     settings = get_settings()
     configure_logging(settings.log_format)
-    upgrade(settings.database_url, args.revision)
+    upgrade(settings.database_url, args.revision, pooler=settings.database_pooler)
     structlog.get_logger().info("db.migrated", revision=args.revision)
     return 0

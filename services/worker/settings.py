@@ -15,6 +15,7 @@ from typing import Any
 from arq.connections import RedisSettings
 
 from common.config import Settings, get_settings
+from common.feed.pusher import pusher_for
 from common.queue import ArqQueue
 from common.sync.context import build_context
 from services.worker.crons import cron_jobs
@@ -30,6 +31,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     # The sweeper and the jobs answer no one: their hand-offs may wait longer than a webhook.
     ctx["queue"] = ArqQueue(ctx["redis"], timeout=5.0)
     ctx["sync"].feed.use_queue(ctx["queue"])
+    if settings.app_webhook_url:
+        # Pushes go out from slots of their own (common.feed.pusher), never from the job slots
+        # below: a slow receiver cannot take the slots that WHOOP events need.
+        pusher_for(ctx["sync"])
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 from common.auth import mint_token
 from common.db.migrate import upgrade_async
 from services.simulator.webhooks import signature
+from tests.faults.pgbouncer import PgBouncer
 from tests.faults.services import (
     PrivatePostgres,
     PrivateRedis,
@@ -77,6 +78,7 @@ class Cluster:
     worker: Process
     http: httpx.AsyncClient
     members: dict[int, uuid.UUID] = field(default_factory=dict)
+    bouncer: PgBouncer | None = None  # with `pooled`: the processes reach PostgreSQL through it
 
     def start_worker(self) -> Process:
         """Another worker process (after one was killed)."""
@@ -266,16 +268,29 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    log_dir: Path, members: int = 3, **settings: str
+    log_dir: Path, members: int = 3, *, pooled: bool = False, **settings: str
 ) -> AsyncIterator[Cluster]:
-    """Start everything, connect `members` simulated members; stop everything afterwards."""
+    """Start everything, connect `members` simulated members; stop everything afterwards. With
+    `pooled`, every process (`migrate` included) reaches PostgreSQL through PgBouncer in
+    transaction mode, with WHOOPSYNC_DATABASE_POOLER=transaction."""
     pg, redis = PrivatePostgres(), PrivateRedis()
     procs = Processes(log_dir)
+    bouncer = PgBouncer(pg.port) if pooled else None
     try:
         pg.init()
         await pg.start()
         await redis.start()
-        await upgrade_async(pg.url)
+        database = {"WHOOPSYNC_DATABASE_URL": pg.url}
+        if bouncer is None:
+            await upgrade_async(pg.url)
+        else:
+            await bouncer.start()
+            database = {
+                "WHOOPSYNC_DATABASE_URL": bouncer.url("postgres"),
+                "WHOOPSYNC_DATABASE_POOLER": "transaction",
+            }
+            migrate = procs.start("migrate", database, http=False)
+            assert await asyncio.to_thread(migrate.popen.wait, 60) == 0, migrate.log_tail()
         sim = procs.start(
             "sim", {}, "--users", str(members), "--days", "2", "--seed", "5",
             "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
@@ -283,25 +298,28 @@ async def running_cluster(
         )  # fmt: skip
         await wait_http(sim, "/_sim/health")
         api_port = free_port()
-        env = {
-            "WHOOPSYNC_DATABASE_URL": pg.url,
-            "WHOOPSYNC_REDIS_URL": redis.url,
-            "WHOOPSYNC_WHOOP_API_BASE_URL": f"{sim.url}/developer",
-            "WHOOPSYNC_WHOOP_OAUTH_BASE_URL": f"{sim.url}/oauth/oauth2",
-            "WHOOPSYNC_WHOOP_CLIENT_ID": CLIENT_ID,
-            "WHOOPSYNC_WHOOP_CLIENT_SECRET": CLIENT_SECRET,
-            "WHOOPSYNC_WHOOP_REDIRECT_URI": f"http://127.0.0.1:{api_port}/api/v1/whoop/callback",
-            "WHOOPSYNC_JWT_SECRET": JWT_SECRET,
-            "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_MINUTE": "1000000",
-            "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_DAY": "100000000",
-            "WHOOPSYNC_THRESHOLD_SLEEP_SECONDS": "86400",
-            "WHOOPSYNC_BACKFILL_DAYS": "2",
-            "WHOOPSYNC_INBOX_SWEEP_SECONDS": "2",
-            "WHOOPSYNC_INBOX_LEASE_SECONDS": "3",
-            "WHOOPSYNC_RETRY_BACKOFF_SCALE": "0.05",
-            "WHOOPSYNC_LOG_FORMAT": "json",
-        } | {f"WHOOPSYNC_{k.upper()}": v for k, v in settings.items()}
+        env = (
+            database
+            | {
+                "WHOOPSYNC_REDIS_URL": redis.url,
+                "WHOOPSYNC_WHOOP_API_BASE_URL": f"{sim.url}/developer",
+                "WHOOPSYNC_WHOOP_OAUTH_BASE_URL": f"{sim.url}/oauth/oauth2",
+                "WHOOPSYNC_WHOOP_CLIENT_ID": CLIENT_ID,
+                "WHOOPSYNC_WHOOP_CLIENT_SECRET": CLIENT_SECRET,
+                "WHOOPSYNC_WHOOP_REDIRECT_URI": f"http://127.0.0.1:{api_port}/api/v1/whoop/callback",
+                "WHOOPSYNC_JWT_SECRET": JWT_SECRET,
+                "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_MINUTE": "1000000",
+                "WHOOPSYNC_WHOOP_RATE_LIMIT_PER_DAY": "100000000",
+                "WHOOPSYNC_THRESHOLD_SLEEP_SECONDS": "86400",
+                "WHOOPSYNC_BACKFILL_DAYS": "2",
+                "WHOOPSYNC_INBOX_SWEEP_SECONDS": "2",
+                "WHOOPSYNC_INBOX_LEASE_SECONDS": "3",
+                "WHOOPSYNC_RETRY_BACKOFF_SCALE": "0.05",
+                "WHOOPSYNC_LOG_FORMAT": "json",
+            }
+            | {f"WHOOPSYNC_{k.upper()}": v for k, v in settings.items()}
+        )
         webhook = procs.start("webhook", env)
         api = procs.start("api", env, port=api_port)
         worker = procs.start("worker", env, http=False)
@@ -310,6 +328,7 @@ async def running_cluster(
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(timeout=10, limits=limits) as http:
             cluster = Cluster(pg, redis, procs, env, sim, webhook, api, worker, http)
+            cluster.bouncer = bouncer
             users = (await http.get(f"{sim.url}/_sim/users")).json()["users"]
             for user in users:
                 await cluster.connect(int(user["user_id"]))
@@ -318,5 +337,7 @@ async def running_cluster(
             yield cluster
     finally:
         procs.stop_all()
+        if bouncer is not None:
+            bouncer.stop()
         redis.stop()
         pg.remove()

@@ -58,6 +58,14 @@ class DeliveryRepository:
             .values(attempts=AppDelivery.attempts + 1, last_error=None if ok else error)
         )
 
+    async def first_attempt(self, seq: int, since: datetime) -> datetime | None:
+        """When the push was first tried since `since` (its creation or its reopening)."""
+        stmt = select(func.min(AppDeliveryAttempt.attempted_at)).where(
+            AppDeliveryAttempt.change_seq == seq, AppDeliveryAttempt.attempted_at >= since
+        )
+        first: datetime | None = await self.session.scalar(stmt)
+        return first
+
     async def delivered(self, seq: int) -> None:
         """The receiver answered 2xx."""
         await self._set(seq, status=DELIVERED, delivered_at=utcnow())

@@ -33,6 +33,7 @@ class Receiver:
     pushes: list[Push] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     hold: asyncio.Event | None = None
+    delay: float = 0.0  # seconds before each answer (a slow receiver)
     incoming: int = 0
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -57,6 +58,8 @@ async def serve_receiver() -> AsyncIterator[Receiver]:
         receiver.incoming += 1
         if receiver.hold is not None:
             await receiver.hold.wait()
+        if receiver.delay:
+            await asyncio.sleep(receiver.delay)
         code = receiver.answers.pop(0) if receiver.answers else 204
         async with receiver.arrived:
             receiver.pushes.append(Push(dict(request.headers), body, code))
