@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.schemas import BackfillState
+
 AT = "2026-12-07T08:15:00+00:00"
 
 
@@ -110,15 +112,6 @@ class Overview(BaseModel):
     reconcile_failures_24h: int = Field(description="users a reconciliation pass could not handle")
 
 
-class Backfill(BaseModel):
-    """The connection's backfill."""
-
-    model_config = ConfigDict(extra="allow")
-
-    status: str
-    pending_since: datetime | None = None
-
-
 class ConnectionBlock(BaseModel):
     """A user's WHOOP connection."""
 
@@ -126,7 +119,7 @@ class ConnectionBlock(BaseModel):
     status: str
     scopes: list[str]
     created_at: datetime
-    backfill: Backfill
+    backfill: BackfillState
 
 
 class TypeState(BaseModel):
@@ -178,7 +171,14 @@ class UserPage(BaseModel):
                 "status": "active",
                 "scopes": ["offline", "read:recovery", "read:sleep"],
                 "created_at": "2026-12-01T09:00:00+00:00",
-                "backfill": {"status": "done", "pending_since": None},
+                "backfill": {
+                    "status": "done",
+                    "days": 30,
+                    "started_at": "2026-12-01T09:00:01+00:00",
+                    "finished_at": "2026-12-01T09:00:09+00:00",
+                    "records": {"recovery": 30, "sleep": 34, "cycle": 31, "workout": 12},
+                    "error": None,
+                },
             },
             "sync_state": {
                 "sleep": {
@@ -257,3 +257,23 @@ class ReplayResponse(BaseModel):
     events_reopened: int
     events_enqueued: int
     push_users: int
+
+
+class EraseResponse(BaseModel):
+    """The receipt of an erase: what was deleted, counted by kind, and when."""
+
+    model_config = _example(
+        {
+            "user_id": "7c3e9a52-1f0b-4d3e-9b1a-2a5f8e6d4c10",
+            "whoop_user_id": 10129,
+            "erased_at": "2026-12-07T10:00:00+00:00",
+            "revoked_at_whoop": True,
+            "deleted": {"sleep": 34, "recovery": 30, "cycle": 31, "workout": 12, "changes": 107},
+        }
+    )
+
+    user_id: uuid.UUID
+    whoop_user_id: int
+    erased_at: datetime
+    revoked_at_whoop: bool
+    deleted: dict[str, Any]

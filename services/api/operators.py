@@ -26,12 +26,12 @@ from common.db.repositories.ops import (
 from common.db.types import utcnow
 from common.queue import Queue
 from common.ratelimit import RateLimiter
+from common.sync.backfill import backfill_view
 from common.sync.freshness import REFUSAL_HOLD, channel_view
 from common.sync.results import ALL_TYPES
 from common.types import Trigger
 from services.api.admin_schemas import (
     AttemptRow,
-    Backfill,
     BudgetBlock,
     ChannelBlock,
     ConnectionBlock,
@@ -43,6 +43,7 @@ from services.api.admin_schemas import (
     UserPage,
 )
 from services.api.errors import ApiError
+from services.api.schemas import BackfillState
 
 DAY = timedelta(days=1)
 SYNC_JOB = "sync_type"
@@ -119,18 +120,13 @@ async def resolve_user(session: AsyncSession, ref: str) -> uuid.UUID:
         ) from None
 
 
-def _backfill(connection: WhoopConnection) -> Backfill:
-    pending = connection.backfill_pending_since
-    return Backfill(status="pending" if pending else "done", pending_since=pending)
-
-
 def _connection(connection: WhoopConnection) -> ConnectionBlock:
     return ConnectionBlock(
         whoop_user_id=connection.whoop_user_id,
         status=connection.status,
         scopes=sorted(connection.scopes.split()),
         created_at=connection.created_at,
-        backfill=_backfill(connection),
+        backfill=BackfillState(**backfill_view(connection)),
     )
 
 

@@ -15,9 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from common.config import Settings
 from common.queue import QueueUnavailable
+from common.sync.erase import NotConnected, erase_user, revoke_with
 from common.sync.replay import replay_events, replay_pushes
 from common.types import EventStatus
 from services.api.admin_schemas import (
+    EraseResponse,
     Overview,
     ReplayRequest,
     ReplayResponse,
@@ -26,7 +28,7 @@ from services.api.admin_schemas import (
 )
 from services.api.deps import SessionDep, StateDep
 from services.api.errors import ApiError
-from services.api.operators import overview, sync_now, user_page
+from services.api.operators import overview, resolve_user, sync_now, user_page
 from services.api.schemas import Responses, error_example
 
 log = structlog.get_logger()
@@ -161,3 +163,22 @@ async def post_replay(
     if request.events is None and request.pushes is None:
         raise ApiError(422, "validation_error", "name events, pushes or both")
     return await replay(state, session, request)
+
+
+@router.delete(
+    "/users/{user_id}",
+    response_model=EraseResponse,
+    responses={**USER_ERRORS},
+    summary="Revoke at WHOOP and erase every copy of the user's WHOOP data",
+)
+async def delete_user(state: StateDep, session: SessionDep, user_id: UserRef) -> EraseResponse:
+    """The erase of SPEC 3.5: revoke at WHOOP, then delete the user's records, sync state and
+    history, event payloads, changes and undelivered pushes in one transaction, leaving one
+    `user.erased` change; the answer is the receipt."""
+    target = await resolve_user(session, user_id)
+    try:
+        receipt = await erase_user(session, target, revoke=revoke_with(state.whoop, state.tokens))
+    except NotConnected:
+        raise ApiError(404, "not_found", f"No WHOOP connection for user {target}") from None
+    log.info("admin.erased", user_id=str(target), revoked_at_whoop=receipt.revoked_at_whoop)
+    return EraseResponse(**receipt.as_dict())

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import respx
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
@@ -20,7 +21,16 @@ from common.db.repositories.ops import AUDIT_MISS, RECONCILE_FAILURE, WEBHOOK_RE
 from common.ratelimit import Priority
 from common.types import DataType, SyncStatus
 from tests.services.api.admin_helpers import ADMIN, ADMIN_AUTH, add_event, add_failed_push
-from tests.services.api.conftest import connect_user, make_settings, mark_synced, running, state_of
+from tests.services.api.conftest import (
+    auth,
+    connect_user,
+    make_settings,
+    mark_synced,
+    objects,
+    running,
+    seed,
+    state_of,
+)
 
 
 @pytest.fixture
@@ -48,6 +58,7 @@ async def test_every_admin_route_is_404_without_the_token(
                 await client.get(f"/api/v1/admin/users/{uuid.uuid4()}", headers=ADMIN_AUTH),
                 await client.post(f"/api/v1/admin/users/{uuid.uuid4()}/sync", headers=ADMIN_AUTH),
                 await client.post("/api/v1/admin/replay", json={"events": "failed"}),
+                await client.delete(f"/api/v1/admin/users/{uuid.uuid4()}", headers=ADMIN_AUTH),
                 await client.get("/console"),
                 await client.post("/console/sign-in", content=f"token={ADMIN}"),
             ]
@@ -302,3 +313,34 @@ async def test_admin_routes_are_documented_with_examples(client: httpx.AsyncClie
     for name in ("Overview", "UserPage", "SyncStarted", "ReplayRequest", "ReplayResponse"):
         assert "example" in schemas[name]
     assert not any(p.startswith("/console") for p in paths)
+
+
+async def test_erase_by_whoop_id_revokes_deletes_and_answers_the_receipt(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    user_id, whoop_user_id = await connect_user(app)
+    other_id, other_whoop_id = await connect_user(app)
+    for user, whoop_user in ((user_id, whoop_user_id), (other_id, other_whoop_id)):
+        await seed(app, user, DataType.SLEEP, objects(DataType.SLEEP, whoop_user, 2))
+        await mark_synced(app, user, DataType.SLEEP, timedelta(minutes=1))
+
+    with respx.mock(base_url="https://whoop.test", assert_all_called=False) as whoop:
+        revoke = whoop.delete("/developer/v2/user/access").respond(204)
+        answer = await client.delete(
+            f"/api/v1/admin/users/whoop:{whoop_user_id}", headers=ADMIN_AUTH
+        )
+
+    assert answer.status_code == 200, answer.text
+    assert revoke.call_count == 1
+    receipt = answer.json()
+    assert (receipt["user_id"], receipt["whoop_user_id"]) == (str(user_id), whoop_user_id)
+    assert receipt["revoked_at_whoop"] is True
+    assert receipt["deleted"]["records"]["sleep"] == 2
+    assert receipt["deleted"]["connections"] == 1
+    gone = await client.get("/api/v1/smart/sleep", headers=auth(user_id))
+    assert (gone.status_code, gone.json()["error"]["code"]) == (404, "not_connected")
+    kept = await client.get("/api/v1/smart/sleep", headers=auth(other_id))
+    assert kept.status_code == 200
+    assert kept.json()["metadata"]["record_count"] == 2
+    again = await client.delete(f"/api/v1/admin/users/{user_id}", headers=ADMIN_AUTH)
+    assert again.status_code == 404
