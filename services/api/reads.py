@@ -51,6 +51,8 @@ log = structlog.get_logger()
 
 FlightKey = tuple[uuid.UUID, DataType, datetime | None, datetime | None, int]
 RENEW_ACCESS = "WHOOP access must be renewed: reconnect the WHOOP account"
+# When a read that the day's forecast held back, with nothing cached, is told to come again.
+DAY_BUDGET_RETRY = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,14 +208,15 @@ class SmartReader:
     async def _refresh(
         self, user_id: uuid.UUID, query: ReadQuery, state: ReadState, arrived: datetime
     ) -> Answer:
-        reason = None
+        reason, retry = None, None
         if state.connection_status is not ConnectionStatus.ACTIVE:
             reason = RENEW_ACCESS  # WHOOP refuses its tokens: a call would only fail
         elif await self._day_spent():
-            reason = DAY_BUDGET_REASON
+            # Our own rule, not WHOOP failing: with nothing cached, 429 and a time to come back.
+            reason, retry = DAY_BUDGET_REASON, DAY_BUDGET_RETRY
         if reason is not None:
             async with self.session_factory() as session:
-                return await self._fallback(session, user_id, query, reason)
+                return await self._fallback(session, user_id, query, reason, retry)
         name = f"refresh:{user_id}:{query.data_type.value}"
         try:
             async with (
@@ -315,8 +318,8 @@ class SmartReader:
         reason: str,
         retry_after: float | None = None,
     ) -> Answer:
-        """The cache with a warning; with nothing cached, 502 (429 when the user's share is
-        spent, with the seconds until a call of it frees)."""
+        """The cache with a warning; with nothing cached, 502, or 429 with `retry_after` when our
+        own rule held the call back (the user's share, the day's forecast)."""
         records = await RecordRepository(session, query.data_type).read_json(
             user_id, limit=query.limit, start=query.start, end=query.end
         )

@@ -200,6 +200,7 @@ async def test_past_the_days_forecast_reads_give_way_to_announced_versions(
     app: FastAPI, whoop: respx.MockRouter
 ) -> None:
     user, whoop_user, stored = await _stale_user(app)
+    empty, _, _ = await _stale_user(app, sleeps=0)
     limiter = _context(app).limiter
     for _ in range(6):  # six calls in the last hour: at this rate the day's 10 do not last
         await limiter.acquire(Priority.BACKGROUND, max_wait=0)
@@ -207,9 +208,14 @@ async def test_past_the_days_forecast_reads_give_way_to_announced_versions(
     async with _client(app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         forced = await client.get("/api/v1/smart/sleep?force_refresh=true", headers=auth(user))
+        nothing = await client.get("/api/v1/smart/sleep", headers=auth(empty))
     for answer in (read.json(), forced.json()):
         assert answer["metadata"]["source"] == "stale_cache"
         assert "day's WHOOP budget" in answer["metadata"]["error"]
+    assert nothing.status_code == 429  # nothing cached: no 5xx, a time to come back
+    assert nothing.json()["error"]["code"] == "rate_limited"
+    assert "day's WHOOP budget" in nothing.json()["error"]["message"]
+    assert int(nothing.headers["Retry-After"]) > 0
     assert route.call_count == 0
     assert REGISTRY.get_sample_value("whoopsync_whoop_budget_forecast_calls") == 12
     # An announced version still gets its fetch.
