@@ -118,7 +118,7 @@ async def measure(opts: Options) -> tuple[list[Row], dict[str, object]]:
             try:
                 whoop_ids = (await ctl.user_ids())[:USERS]
                 await connect_users(api, [(uuid.uuid4(), w) for w in whoop_ids])
-                await wait_backfilled(plain_dsn(db), len(whoop_ids), 120)
+                await wait_backfilled(plain_dsn(db), len(whoop_ids), 600)
                 await asyncio.sleep(2)
                 for phase in ("healthy", "slow", "down"):
                     if phase == "slow":
