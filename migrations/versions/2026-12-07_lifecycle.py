@@ -19,14 +19,39 @@ depends_on: str | Sequence[str] | None = None
 FEED_TABLES = ('whoop_change_outbox', 'whoop_change')
 
 
-def upgrade() -> None:
+def _feed_columns(nullable: bool, action: int, was: int) -> None:
+    """Alter the feed's columns. SQLite rebuilds the table: `whoop_change` keeps AUTOINCREMENT
+    and its place in `sqlite_sequence`, so that no change number is ever handed out twice."""
+    sqlite = op.get_bind().dialect.name == 'sqlite'
     for table in FEED_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column('data_type', existing_type=sa.String(16), nullable=True)
-            batch.alter_column('record_id', existing_type=sa.String(64), nullable=True)
+        kept = None
+        if sqlite and table == 'whoop_change':
+            kept = op.get_bind().execute(
+                sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'whoop_change'")
+            ).scalar()
+        kwargs = {'sqlite_autoincrement': True} if table == 'whoop_change' else {}
+        with op.batch_alter_table(table, table_kwargs=kwargs) as batch:
+            batch.alter_column('data_type', existing_type=sa.String(16), nullable=nullable)
+            batch.alter_column('record_id', existing_type=sa.String(64), nullable=nullable)
             batch.alter_column(
-                'action', existing_type=sa.String(16), type_=sa.String(40), existing_nullable=False
+                'action', existing_type=sa.String(was), type_=sa.String(action), existing_nullable=False
             )
+        if kept is not None:
+            op.execute(
+                sa.text(
+                    "UPDATE sqlite_sequence SET seq = MAX(seq, :kept) WHERE name = 'whoop_change'"
+                ).bindparams(kept=kept)
+            )
+            op.execute(
+                sa.text(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT 'whoop_change', :kept "
+                    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'whoop_change')"
+                ).bindparams(kept=kept)
+            )
+
+
+def upgrade() -> None:
+    _feed_columns(nullable=True, action=40, was=16)
     with op.batch_alter_table('whoop_connection') as batch:
         batch.add_column(
             sa.Column('backfill_status', sa.String(16), nullable=False, server_default='pending')
@@ -55,10 +80,4 @@ def downgrade() -> None:
             batch.drop_column(column)
     op.execute("DELETE FROM whoop_change_outbox WHERE data_type IS NULL")
     op.execute("DELETE FROM whoop_change WHERE data_type IS NULL")
-    for table in FEED_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column(
-                'action', existing_type=sa.String(40), type_=sa.String(16), existing_nullable=False
-            )
-            batch.alter_column('record_id', existing_type=sa.String(64), nullable=False)
-            batch.alter_column('data_type', existing_type=sa.String(16), nullable=False)
+    _feed_columns(nullable=False, action=16, was=40)

@@ -4,6 +4,7 @@ sent, the receipt counts what went; and a job in flight when the erase commits w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -16,12 +17,13 @@ import pytest
 import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from common.db.models import AppDelivery, Base, Change, WebhookEvent
 from common.db.repositories import RecordRepository
 from common.feed.lifecycle import USER_ERASED
 from common.types import DataType
+from services.api.routes.feed import _stream
 from tests.services.api.conftest import (
     auth,
     connect_user,
@@ -204,3 +206,28 @@ async def test_erase_of_a_user_without_connection_is_not_connected(
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_connected"
+
+
+async def test_an_open_event_stream_of_the_user_ends_with_user_erased(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    user, _ = await connect_user(app)
+    context = app.state.context
+    async with context.session_factory() as session:
+        head = int(await session.scalar(select(func.max(Change.seq))) or 0)
+    stream = _stream(context.session_factory, context.feed.notifier, user, head)
+
+    async def listen() -> list[str]:
+        return [str(event.event) async for event in stream]
+
+    listening = asyncio.create_task(listen())
+    await asyncio.sleep(0.2)  # the stream is open and waiting for a change
+    with respx.mock(base_url="https://whoop.test", assert_all_called=False) as whoop:
+        whoop.delete("/developer/v2/user/access").respond(204)
+        await client.delete(
+            "/api/v1/whoop/connection", params={"purge": "true"}, headers=auth(user)
+        )
+    await drain(app)
+    async with asyncio.timeout(30):
+        events = await listening  # the stream ended by itself
+    assert events == [USER_ERASED]

@@ -105,7 +105,9 @@ async def test_callback_stores_encrypted_tokens_and_enqueues_backfill(
     assert state_of(app).cipher.decrypt(row.refresh_token_enc) == "new-refresh"
     assert await redis.zcard("arq:queue") == 1  # backfill_user handed to the workers
     connection = await client.get("/api/v1/whoop/connection", headers=auth(user))
-    assert connection.json() == {
+    body = connection.json()
+    assert body.pop("backfill")["status"] == "pending"  # queued, not started (SPEC 3.2)
+    assert body == {
         "connected": True,
         "whoop_user_id": 777001,
         "scopes": ["offline", "read:recovery", "read:cycles"],
