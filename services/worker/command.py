@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 0 if a worker wrote its health key lately, else 1 (a container health check)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus' /metrics on this port (off by default: the worker has no HTTP)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -37,6 +43,11 @@ def main(args: argparse.Namespace) -> int:
     from services.worker.settings import create_worker
 
     configure_logging(settings.log_format)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        # prometheus_client's own server, in a thread: the worker runs no web framework.
+        start_http_server(args.metrics_port)
     # arq's own loop: SIGTERM and SIGINT let running jobs finish (or hand them back) before exit.
     create_worker(settings, burst=args.burst).run()
     return 0
