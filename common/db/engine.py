@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from common import tracing
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so that readers never block writers, and
@@ -37,6 +39,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         def _sqlite_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN")
 
+        tracing.instrument_engine(engine)
         return engine
     if "poolclass" not in kwargs:
         # Connections are kept, never churned: opening one costs far more than a query, and
@@ -51,6 +54,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _broken_protocol_is_a_disconnect)
+    tracing.instrument_engine(engine)
     return engine
 
 

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import tracing
 from common.config import Settings
 from common.db.models import WhoopConnection
 from common.db.repositories import (
@@ -133,7 +134,8 @@ class SyncService:
         self, user_id: uuid.UUID, data_type: DataType, objects: Iterable[Mapping[str, Any]]
     ) -> UpsertSummary:
         """Guarded upsert: a stored record with the same or a newer `updated_at` stays."""
-        return await RecordRepository(self.session, data_type).upsert(user_id, objects)
+        with tracing.span(f"upsert {data_type.value}"):
+            return await RecordRepository(self.session, data_type).upsert(user_id, objects)
 
     async def apply(self, user_id: uuid.UUID, writes: Writes) -> dict[DataType, int]:
         """Remove, then upsert, what a fetch phase collected; records written per type."""

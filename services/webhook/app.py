@@ -16,6 +16,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import ValidationError
 
+from common import tracing
 from common.config import Settings
 from common.db.engine import create_session_factory
 from common.db.repositories import ChannelRepository
@@ -169,6 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
     assert settings.redis_url is not None
     secret = settings.whoop_client_secret.get_secret_value().encode()
     redis_url = settings.redis_url
+    tracing.configure("webhook")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -196,4 +198,5 @@ def create_app(settings: Settings) -> FastAPI:
     }
     app.include_router(ops_router(checks))
     app.include_router(webhook_router())
+    tracing.instrument_app(app)
     return app

@@ -39,10 +39,12 @@ def main(args: argparse.Namespace) -> int:
         print(line)
         return 0 if healthy else 1
 
+    from common import tracing
     from common.logging import configure_logging
     from services.worker.settings import create_worker
 
     configure_logging(settings.log_format)
+    tracing.configure("worker")
     if args.metrics_port:
         from prometheus_client import start_http_server
 
