@@ -68,7 +68,9 @@ def _changes(port: int, auth: dict[str, str]) -> list[dict[str, object]]:
         time.sleep(0.2)
 
 
-@pytest.mark.timeout(400)  # a fresh setup, the backfill's burst and a graceful stop, on a busy machine
+@pytest.mark.timeout(
+    400
+)  # a fresh setup, the backfill's burst and a graceful stop, on a busy machine
 def test_make_run_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, sim_port = free_port(), free_port()
     env = {
