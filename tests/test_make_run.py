@@ -31,7 +31,7 @@ def _wait_for_token(proc: subprocess.Popen[str], lines: list[str]) -> str:
         lines.append(line)
         if "Ctrl-C stops everything" in line:
             text = "".join(lines)
-            tokens = re.findall(r"^  export TOKEN=(\S+)$", text, re.MULTILINE)
+            tokens: list[str] = re.findall(r"^  export TOKEN=(\S+)$", text, re.MULTILINE)
             assert len(tokens) == 1, text  # once, not inline in every curl line
             assert "$TOKEN" in text
             assert "/docs" in text
