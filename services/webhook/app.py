@@ -147,6 +147,43 @@ async def receive(request: Request, state: StateDep) -> Response:
         return await _record(state, payload, body)
 
 
+# The route reads the raw bytes (the signature covers them exactly), so /docs learns the body and
+# the headers from here rather than from the handler's signature.
+OPENAPI_EXTRA: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-WHOOP-Signature",
+            "in": "header",
+            "required": True,
+            "description": "base64(HMAC-SHA256(client secret, timestamp + raw body))",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "X-WHOOP-Signature-Timestamp",
+            "in": "header",
+            "required": True,
+            "description": "Milliseconds since the epoch; within WEBHOOK_TOLERANCE_SECONDS of now",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "WHOOP's v2 webhook payload (at most 64 KiB)",
+        "content": {
+            "application/json": {
+                "schema": WebhookPayload.model_json_schema(),
+                "example": {
+                    "user_id": 10129,
+                    "id": "ecfc6a15-4661-442f-a9a4-f160dd7afae8",
+                    "type": "sleep.updated",
+                    "trace_id": "d3c0f5a1-7e2b-4c9a-9f1e-2b3c4d5e6f70",
+                },
+            }
+        },
+    },
+}
+
+
 def webhook_router() -> APIRouter:
     """The webhook route alone, for `serve` to mount next to the API (it sets `app.state.webhook`)."""
     router = APIRouter()
@@ -158,6 +195,7 @@ def webhook_router() -> APIRouter:
         response_class=Response,
         responses=RESPONSES,
         summary="A WHOOP webhook: verified, recorded, then enqueued",
+        openapi_extra=OPENAPI_EXTRA,
     )
     return router
 

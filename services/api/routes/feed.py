@@ -23,6 +23,7 @@ from common.feed.cursor import MalformedCursor, decode, encode
 from common.feed.notify import ChangeNotifier
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
+from services.api.examples import CHANGES, ok
 from services.api.schemas import UNAUTHORIZED, Responses, error_example
 
 router = APIRouter(prefix="/api/v1/smart", tags=["change-feed"])
@@ -94,7 +95,7 @@ async def _start(repo: ChangeRepository, cursor: str | None, where: str) -> int:
     "/changes",
     response_model=None,
     responses={
-        200: {"model": ChangesResponse, "description": "The user's changes after the cursor"},
+        200: ok(ChangesResponse, "The user's changes after the cursor", CHANGES),
         **UNAUTHORIZED,
         **EXPIRED,
         **MALFORMED,
