@@ -78,3 +78,30 @@ APP_DELIVERY_LAG = Histogram(
     "From a change committed to its push acknowledged (2xx) by the app's backend.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
 )
+BUDGET_LIMIT = Gauge(
+    "whoopsync_whoop_budget_limit",
+    "The app-wide WHOOP budget per window (WHOOPSYNC_WHOOP_RATE_LIMIT_PER_MINUTE / _PER_DAY).",
+    ["window"],
+)
+INBOX_EVENTS = Gauge(
+    "whoopsync_inbox_events",
+    "Recorded webhook events by state (pending, parked, failed), as the worker last counted them.",
+    ["state"],
+)
+INBOX_OLDEST_PENDING = Gauge(
+    "whoopsync_inbox_oldest_pending_seconds",
+    "Age of the oldest webhook event still pending (0 when none is).",
+)
+APP_PUSHES = Gauge(
+    "whoopsync_app_pushes",
+    "Pushes to the app's backend by state (pending, failed), as the worker last counted them.",
+    ["state"],
+)
+APP_PUSH_OLDEST_PENDING = Gauge(
+    "whoopsync_app_push_oldest_pending_seconds",
+    "Age of the oldest push not yet acknowledged (0 when none waits).",
+)
+RECONCILE_LAST_PASS = Gauge(
+    "whoopsync_reconcile_last_pass_timestamp_seconds",
+    "When the last reconciliation pass finished (Unix time).",
+)

@@ -28,6 +28,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import BlockingConnectionPool
 
+from common import tracing
 from common.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -111,16 +112,22 @@ class ArqQueue:
         self._oldest_waiting = pool.register_script(_OLDEST_WAITING)
 
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
-        """Add a job to arq's queue."""
+        """Add a job to arq's queue (with its producer's trace context when tracing)."""
         await self.enqueue_many(job_name, [args], _defer_by=_defer_by)
 
     async def enqueue_many(
         self, job_name: str, args_list: Sequence[tuple[Any, ...]], _defer_by: float | None = None
     ) -> None:
-        """Add one job per arguments tuple, all in one round trip (a burst of webhooks)."""
+        """Add one job per arguments tuple, all in one round trip (a burst of webhooks); each
+        carries its own producer span's context when tracing."""
+        jobs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        for args in args_list:
+            job_id = uuid.uuid4().hex
+            with tracing.producer(job_name, "arq", job_id) as carrier:
+                jobs.append((job_id, args, {tracing.TRACE_KEY: carrier} if carrier else {}))
         try:
             async with asyncio.timeout(self.timeout):
-                await self._add(job_name, args_list, _defer_by)
+                await self._add(job_name, jobs, _defer_by)
         except Exception as exc:  # OSError, TimeoutError and redis-py's own errors alike
             raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -137,7 +144,10 @@ class ArqQueue:
         return None if score is None else float(score) / 1000
 
     async def _add(
-        self, job_name: str, args_list: Sequence[tuple[Any, ...]], defer_by: float | None
+        self,
+        job_name: str,
+        jobs: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        defer_by: float | None,
     ) -> None:
         """What arq's `enqueue_job` writes (same job key, payload, expiry and score) for each job,
         in one MULTI/EXEC round trip. arq first WATCHes the key and checks it and its result key
@@ -146,10 +156,9 @@ class ArqQueue:
         now = timestamp_ms()
         defer_ms = round(defer_by * 1000) if defer_by else 0
         async with self.pool.pipeline(transaction=True) as pipe:
-            for args in args_list:
-                job_id = uuid.uuid4().hex
+            for job_id, args, kwargs in jobs:
                 job = serialize_job(
-                    job_name, args, {}, None, now, serializer=self.pool.job_serializer
+                    job_name, args, kwargs, None, now, serializer=self.pool.job_serializer
                 )
                 pipe.psetex(job_key_prefix + job_id, defer_ms + self.pool.expires_extra_ms, job)
                 pipe.zadd(self.pool.default_queue_name, {job_id: now + defer_ms})
@@ -163,6 +172,7 @@ class _Pending:
     args: tuple[Any, ...]
     job_try: int = 1
     token: int = 0
+    trace: dict[str, str] | None = None
 
 
 class InProcessQueue:
@@ -188,9 +198,11 @@ class InProcessQueue:
     async def enqueue(self, job_name: str, *args: Any, _defer_by: float | None = None) -> None:
         """Queue a job in memory (deferred jobs wait in a timer task)."""
         spec = self.jobs[job_name]
-        self._unfinished += 1
-        self._idle.clear()
-        self._later(_Pending(f"{job_name}:{next(self._ids)}", spec, args), _defer_by)
+        job_id = f"{job_name}:{next(self._ids)}"
+        with tracing.producer(job_name, "in_process", job_id) as carrier:
+            self._unfinished += 1
+            self._idle.clear()
+            self._later(_Pending(job_id, spec, args, trace=carrier), _defer_by)
 
     async def waiting_since(self) -> float | None:
         """When the oldest job in the ready queue (not taken by a runner yet) became due."""
@@ -249,8 +261,11 @@ class InProcessQueue:
         spec = pending.spec
         ctx = {**self.ctx, "job_try": pending.job_try, "job_id": pending.job_id}
         try:
-            async with asyncio.timeout(spec.timeout):
-                await spec.func(ctx, *pending.args)
+            with tracing.consumer(
+                spec.name, "in_process", pending.job_id, pending.trace, pending.job_try
+            ):
+                async with asyncio.timeout(spec.timeout):
+                    await spec.func(ctx, *pending.args)
         except Retry as retry:
             if pending.job_try < spec.max_tries:
                 pending.job_try += 1

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import structlog
 from redis.exceptions import RedisError
 
-from common.metrics import BUDGET_REMAINING
+from common.metrics import BUDGET_LIMIT, BUDGET_REMAINING
 from common.whoop.errors import WhoopRateLimited
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ class _BaseLimiter:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.per_minute, self.per_day = per_minute, per_day
+        BUDGET_LIMIT.labels("minute").set(per_minute)
+        BUDGET_LIMIT.labels("day").set(per_day)
         self.window, self.day_window = window, day_window
         self.max_wait = wait_budgets(max_wait)
         self.clock, self.sleep = clock, sleep

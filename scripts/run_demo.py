@@ -1,7 +1,8 @@
 """`make run`: whoop-sync (`serve`, embedded backend) next to the WHOOP simulator, with demo users
 connected through the real OAuth flow and a scenario that changes their data every few seconds.
 
-State (settings, the SQLite database) lives in `.run/` and is reused by the next `make run`.
+State (settings, the SQLite database, the simulator's data set) lives in `.run/` and is reused by
+the next `make run`, so the cache and the simulator keep agreeing.
 Ctrl-C stops everything. Ports: 8001 (whoop-sync) and 8099 (simulator), or DEMO_PORT / DEMO_SIM_PORT.
 """
 
@@ -18,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -48,10 +50,13 @@ def settings() -> dict[str, str]:
             "WHOOPSYNC_JWT_SECRET": secrets.token_urlsafe(32),
             "WHOOPSYNC_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
-    if "WHOOPSYNC_APP_WEBHOOK_SECRET" not in saved:  # a demo.json from before pushes
-        saved["WHOOPSYNC_APP_WEBHOOK_SECRET"] = (
-            "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        )
+    added = {  # what a demo.json from an older version lacks
+        "WHOOPSYNC_APP_WEBHOOK_SECRET": "whsec_"
+        + base64.b64encode(secrets.token_bytes(24)).decode(),
+        "WHOOPSYNC_ADMIN_TOKEN": secrets.token_urlsafe(24),
+    }
+    if not path.exists() or added.keys() - saved.keys():
+        saved = added | saved
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)
     return {
@@ -76,7 +81,9 @@ def receiver_port() -> int:
 
 
 def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """Start the simulator, the app's backend stand-in (prints each verified push) and serve."""
+    """Start the simulator, the app's backend stand-in and serve, each in a session of its own:
+    a Ctrl-C in the terminal reaches this script alone, which stops each of them with exactly
+    one SIGINT (a second one would make uvicorn give up its graceful stop, with a traceback)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("WHOOPSYNC_")} | env
     full.pop("WHOOPSYNC_REDIS_URL", None)
     logs = (STATE / "sim.log").open("ab")
@@ -94,20 +101,26 @@ def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
             f"{API}/webhooks/whoop",
             "--scenario-interval",
             SCENARIO_SECONDS,
+            "--state-file",
+            str(STATE / "sim-state.pickle"),
         ],
         env=full,
         stdout=logs,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     serve = subprocess.Popen(
         [CLI, "serve", "--port", str(PORT)],
         env=full,
         stdout=(STATE / "serve.log").open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    # Its lines go to this terminal: the pushes are what the demo shows.
+    # Its lines go to this terminal: the first push, then a summary every 30 s.
     receiver = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "app_receiver.py"), str(receiver_port())], env=full
+        [sys.executable, str(ROOT / "scripts" / "app_receiver.py"), str(receiver_port())],
+        env=full,
+        start_new_session=True,
     )
     return [sim, receiver, serve]
 
@@ -159,9 +172,9 @@ def connect(user_id: uuid.UUID, whoop_user_id: int, bearer: str) -> None:
         http.post(f"{API}/api/v1/whoop/callback", json=body, headers=auth).raise_for_status()
 
 
-def tour(bearer: str) -> str:
-    """The curl lines to try."""
-    h = f'-H "Authorization: Bearer {bearer}"'
+def tour() -> str:
+    """The curl lines to try, with the bearer in $TOKEN."""
+    h = '-H "Authorization: Bearer $TOKEN"'
     return "\n".join(
         [
             f"  curl -s {h} {API}/api/v1/smart/recovery",
@@ -175,6 +188,55 @@ def tour(bearer: str) -> str:
             f"  curl -s {SIM}/_sim/counters      # WHOOP calls the simulator has seen",
         ]
     )
+
+
+def banner(env: dict[str, str], users: list[uuid.UUID], members: list[Any], bearer: str) -> str:
+    """What to do now: the users, one token exported once, the pages and the curl lines."""
+    rows = [f"  {u}  (WHOOP user {m['user_id']})" for u, m in zip(users, members, strict=True)]
+    return "\n".join(
+        [
+            f"\nwhoop-sync is running at {API} (simulator at {SIM}); logs in {STATE}/",
+            f"{len(users)} demo users connected; webhooks arrive every {SCENARIO_SECONDS} s:",
+            *rows,
+            "",
+            f"Interactive API docs: {API}/docs",
+            f"Operator console:     {API}/console   (sign in with the admin token below)",
+            f"  admin token: {env['WHOOPSYNC_ADMIN_TOKEN']}",
+            "",
+            f"A bearer token for demo user {users[0]}; paste this into your shell:",
+            f"  export TOKEN={bearer}",
+            "(another user's, from the project root: .venv/bin/whoop-sync dev-token --user-id UUID,"
+            f" with the settings of {STATE}/demo.json in the environment)",
+            "",
+            "Then try:",
+            tour(),
+            "",
+            "The app's backend stand-in prints the first push it verifies, then a summary every 30 s.",
+            "Ctrl-C stops everything.",
+        ]
+    )
+
+
+def wait_for_backfill(bearers: list[str], procs: list[subprocess.Popen[bytes]]) -> bool:
+    """Wait (a minute at most) until every demo user's four types were synced: the backfill's
+    burst is over. Whether it was."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end and all(p.poll() is None for p in procs):
+        try:
+            done = all(_synced(bearer) for bearer in bearers)
+        except httpx.HTTPError:
+            done = False
+        if done:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _synced(bearer: str) -> bool:
+    status = httpx.get(
+        f"{API}/api/v1/smart/sync-status", headers={"Authorization": f"Bearer {bearer}"}, timeout=5
+    ).json()["sync_status"]
+    return all(entry.get("last_sync_at") for entry in status.values())
 
 
 def main() -> int:
@@ -192,17 +254,10 @@ def main() -> int:
         bearers = [token(u, env) for u in users]
         for user_id, member, bearer in zip(users, members, bearers, strict=True):
             connect(user_id, member["user_id"], bearer)
-        print(f"\nwhoop-sync is running at {API} (simulator at {SIM}); logs in {STATE}/")
-        print(f"{len(users)} demo users connected; webhooks arrive every {SCENARIO_SECONDS} s:")
-        for user_id, member in zip(users, members, strict=True):
-            print(f"  {user_id}  (WHOOP user {member['user_id']})")
-        print(
-            "A token for any of them, from another terminal at the project root (it reads the"
-            f" demo's settings in {STATE}/demo.json):\n"
-            f"  .venv/bin/whoop-sync dev-token --user-id {users[0]}\n"
-        )
-        print(f"Dev token for demo user {users[0]}:\n  {bearers[0]}\n\nTry:\n{tour(bearers[0])}")
-        print("\nCtrl-C stops everything.", flush=True)
+        print(banner(env, users, members, bearers[0]), flush=True)
+        if wait_for_backfill(bearers, procs):
+            print("\nThe backfill is done; once more, what to try:", flush=True)
+            print(banner(env, users, members, bearers[0]), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("whoop-sync: a process exited; see the logs", file=sys.stderr)

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from common import tracing
+
 Pooler = Literal["none", "transaction"]
 
 
@@ -41,6 +43,7 @@ def create_engine(url: str, *, pooler: Pooler = "none", **kwargs: Any) -> AsyncE
         def _sqlite_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN")
 
+        tracing.instrument_engine(engine)
         return engine
     if pooler == "transaction":
         kwargs["connect_args"] = kwargs.get("connect_args", {}) | transaction_pooler_args()
@@ -57,6 +60,7 @@ def create_engine(url: str, *, pooler: Pooler = "none", **kwargs: Any) -> AsyncE
         kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _broken_protocol_is_a_disconnect)
+    tracing.instrument_engine(engine)
     return engine
 
 

@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
+from common import tracing
 from common.db.models import AppDelivery, Change
 from common.db.repositories.deliveries import DeliveryRepository
 from common.db.types import utcnow
@@ -97,7 +98,8 @@ async def post(http: httpx.AsyncClient, url: str, secret: str, change: Change) -
     headers = signed_headers(secret, f"msg_{encode(change.seq)}", body, utcnow())
     clock = time.monotonic()
     try:
-        response = await http.post(url, content=body, headers=headers, timeout=POST_TIMEOUT)
+        with tracing.span(f"push {change.data_type}.{change.action}", client=True):
+            response = await http.post(url, content=body, headers=headers, timeout=POST_TIMEOUT)
     except httpx.HTTPError as exc:
         ms = int((time.monotonic() - clock) * 1000)
         return Answer(False, None, type(exc).__name__, ms)

@@ -28,8 +28,10 @@ from common.db.types import utcnow
 from common.feed.jobs import deliver_app, drain_changes, push_due
 from common.feed.push import DELIVER_APP
 from common.metrics import JOBS as JOB_METRIC
+from common.metrics import RECONCILE_LAST_PASS
 from common.queue import JobSpec, Queue, QueueUnavailable
 from common.ratelimit import Priority
+from common.sync.backlog import BACKLOG_TICK_SECONDS, count_backlog
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
 from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox, hand_off
@@ -334,7 +336,9 @@ async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
 async def reconcile_users(ctx: dict[str, Any]) -> int:
     """One reconciliation pass (SPEC 4.2); how many users it audited."""
     tag_calls(Trigger.RECONCILE)
-    return (await reconcile(ctx["sync"])).audited
+    audited = (await reconcile(ctx["sync"])).audited
+    RECONCILE_LAST_PASS.set_to_current_time()
+    return audited
 
 
 async def refetch_pending_scores(ctx: dict[str, Any]) -> int:
@@ -366,6 +370,8 @@ class CronSpec:
     func: Callable[[dict[str, Any]], Awaitable[int]]
     every: Callable[[Settings], int]
     timeout: float
+    # One run per tick across all workers; a cron that sets this process's gauges runs in each.
+    unique: bool = True
 
 
 JOBS: dict[str, JobSpec] = {
@@ -390,4 +396,7 @@ CRONS: list[CronSpec] = [
     CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
     CronSpec("drain_changes", drain_changes, lambda s: 5, timeout=60),
     CronSpec("push_due", push_due, lambda s: 10, timeout=60),
+    CronSpec(
+        "count_backlog", count_backlog, lambda s: BACKLOG_TICK_SECONDS, timeout=30, unique=False
+    ),
 ]

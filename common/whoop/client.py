@@ -29,6 +29,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
+from common import tracing
 from common.metrics import WHOOP_CALLS, WHOOP_RATE_LIMITED
 from common.ratelimit import DEFAULT_MAX_WAIT, Priority, RateLimiter, wait_budgets
 from common.types import DataType
@@ -134,15 +135,18 @@ class WhoopClient:
         """One successful (2xx) answer, or the WhoopError that explains why not."""
         url = self.base_url + template.format(**path)
         call = _Call(method, url, template, params, priority, charge)
-        token = await tokens.access_token()
-        response = await self._send(call, token)
-        if response.status_code == 401:
-            log.info("whoop.token_rejected", endpoint=template)
-            token = await tokens.refresh(token)
+        with tracing.span(
+            f"WHOOP {method} {template}", client=True, **{"whoop.priority": priority.name.lower()}
+        ):
+            token = await tokens.access_token()
             response = await self._send(call, token)
-        if response.is_success:
-            return response
-        raise status_error(response.status_code)
+            if response.status_code == 401:
+                log.info("whoop.token_rejected", endpoint=template)
+                token = await tokens.refresh(token)
+                response = await self._send(call, token)
+            if response.is_success:
+                return response
+            raise status_error(response.status_code)
 
     async def _send(self, call: _Call, token: str) -> httpx.Response:
         """Retried attempts; a 429 blocks the app until the reset and waits within the budget."""

@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
+from common import tracing
 from common.auth import TokenVerifier
 from common.config import Settings
 from common.http_ops import Check, ops_router, ping_database, ping_redis
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
     """
     check_settings(settings)
     settings.require("redis_url")
+    tracing.configure("api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,4 +177,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_api(app)
     app.include_router(ops_router(readiness_checks(settings)))
+    tracing.instrument_app(app)
     return app

@@ -19,6 +19,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from common import tracing
 from common.config import Settings
 from common.db.migrate import upgrade_async
 from common.http_ops import ops_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     check_settings(settings)
     assert settings.whoop_client_secret is not None  # checked by require()
     secret = settings.whoop_client_secret.get_secret_value().encode()
+    tracing.configure("serve")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_api(app)
     app.include_router(webhook_router())
     app.include_router(ops_router(readiness_checks(settings)))
+    tracing.instrument_app(app)
     return app
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.simulator import api, control, oauth_routes, ops
+from services.simulator import api, control, oauth_routes, ops, persist
 from services.simulator.config import SimConfig
 from services.simulator.gate import BadRequest, error
 from services.simulator.state import Simulator
@@ -36,6 +37,8 @@ async def _drive(sim: Simulator, interval: float) -> None:
 def create_app(config: SimConfig) -> Starlette:
     """The simulator; its state is `app.state.sim` (a `Simulator`)."""
     sim = Simulator(config)
+    if config.state_file:
+        persist.load(sim.world, Path(config.state_file))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,6 +53,8 @@ def create_app(config: SimConfig) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await driver
             await sim.aclose()
+            if config.state_file:
+                persist.save(sim.world, Path(config.state_file))
 
     app = Starlette(
         routes=[*api.routes(), *oauth_routes.routes(), *control.routes(), *ops.routes()],

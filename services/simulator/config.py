@@ -29,3 +29,5 @@ class SimConfig:
     first_user_id: int = 10001
     # WHOOP-side loss: this share of webhooks is never sent (for the audit to find).
     webhook_loss: float = 0.0
+    # Where the data set is kept between runs (read at start, written at stop); None: not kept.
+    state_file: str | None = None

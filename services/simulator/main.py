@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of webhooks never sent, 0 to 1 (WHOOP-side loss; default 0)",
     )
     add(
+        "--state-file",
+        default=None,
+        help="keep the data set in this file between runs (read at start, written at stop)",
+    )
+    add(
         "--webhook-retry-delays",
         type=_delays,
         default=WHOOP_RETRY_DELAYS,
@@ -68,11 +73,16 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         scenario_interval=args.scenario_interval,
         webhook_retry_delays=args.webhook_retry_delays,
         webhook_loss=args.webhook_loss,
+        state_file=args.state_file,
     )
 
 
 def main(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    from common.logging import configure_logging
+
+    fmt = os.environ.get("WHOOPSYNC_LOG_FORMAT", "auto")
+    configure_logging("json" if fmt == "json" else "console" if fmt == "console" else "auto")
     config = config_from(args)
     structlog.get_logger().info("sim.starting", host=args.host, port=args.port, users=config.users)
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")

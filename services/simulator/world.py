@@ -37,6 +37,10 @@ class World:
             self._data[user_id] = found
         return found
 
+    def restore(self, user_id: int, data: UserData) -> None:
+        """Take a member's records from a run before instead of generating them."""
+        self._data[user_id] = data
+
     def next_unconnected(self, exclude: set[int]) -> int | None:
         """The first member neither connected nor in `exclude`."""
         return next(

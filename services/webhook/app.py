@@ -16,6 +16,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import ValidationError
 
+from common import tracing
 from common.config import Settings
 from common.db.engine import create_session_factory
 from common.db.repositories import ChannelRepository
@@ -148,6 +149,43 @@ async def receive(request: Request) -> Response:
         return await _record(state, payload, body)
 
 
+# The route reads the raw bytes (the signature covers them exactly), so /docs learns the body and
+# the headers from here rather than from the handler's signature.
+OPENAPI_EXTRA: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-WHOOP-Signature",
+            "in": "header",
+            "required": True,
+            "description": "base64(HMAC-SHA256(client secret, timestamp + raw body))",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "X-WHOOP-Signature-Timestamp",
+            "in": "header",
+            "required": True,
+            "description": "Milliseconds since the epoch; within WEBHOOK_TOLERANCE_SECONDS of now",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "WHOOP's v2 webhook payload (at most 64 KiB)",
+        "content": {
+            "application/json": {
+                "schema": WebhookPayload.model_json_schema(),
+                "example": {
+                    "user_id": 10129,
+                    "id": "ecfc6a15-4661-442f-a9a4-f160dd7afae8",
+                    "type": "sleep.updated",
+                    "trace_id": "d3c0f5a1-7e2b-4c9a-9f1e-2b3c4d5e6f70",
+                },
+            }
+        },
+    },
+}
+
+
 def webhook_router() -> APIRouter:
     """The webhook route alone, for `serve` to mount next to the API (it sets `app.state.webhook`)."""
     router = APIRouter()
@@ -159,6 +197,7 @@ def webhook_router() -> APIRouter:
         response_class=Response,
         responses=RESPONSES,
         summary="A WHOOP webhook: verified, recorded, then enqueued",
+        openapi_extra=OPENAPI_EXTRA,
     )
     return router
 
@@ -171,6 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
     assert settings.redis_url is not None
     secret = settings.whoop_client_secret.get_secret_value().encode()
     redis_url = settings.redis_url
+    tracing.configure("webhook")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,4 +238,5 @@ def create_app(settings: Settings) -> FastAPI:
     }
     app.include_router(ops_router(checks))
     app.include_router(webhook_router())
+    tracing.instrument_app(app)
     return app

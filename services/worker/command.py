@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 0 if a worker wrote its health key lately, else 1 (a container health check)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus' /metrics on this port (off by default: the worker has no HTTP)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,10 +39,17 @@ def main(args: argparse.Namespace) -> int:
         print(line)
         return 0 if healthy else 1
 
+    from common import tracing
     from common.logging import configure_logging
     from services.worker.settings import create_worker
 
     configure_logging(settings.log_format)
+    tracing.configure("worker")
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        # prometheus_client's own server, in a thread: the worker runs no web framework.
+        start_http_server(args.metrics_port)
     # arq's own loop: SIGTERM and SIGINT let running jobs finish (or hand them back) before exit.
     create_worker(settings, burst=args.burst).run()
     return 0

@@ -35,6 +35,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             cast(WorkerCoroutine, spec.func),
             name=spec.name,
             timeout=spec.timeout,
+            unique=spec.unique,
             **schedule(spec.every(settings)),
         )
         for spec in CRONS

@@ -25,3 +25,14 @@ def test_tokens_and_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[st
     assert record["headers"] == {"Authorization": REDACTED, "Accept": "json"}
     assert record["user_id"] == "u1"
     assert record["event"] == "whoop.token_refreshed"
+
+
+def test_console_logs_written_to_a_file_carry_no_colour_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("console")  # as `make run` asks, with stderr a file (captured), not a tty
+    structlog.get_logger("t").info("demo.started", users=3)
+
+    err = capsys.readouterr().err
+    assert "demo.started" in err
+    assert "\x1b[" not in err

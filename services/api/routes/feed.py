@@ -24,6 +24,7 @@ from common.feed.lifecycle import USER_ERASED, event_name
 from common.feed.notify import ChangeNotifier
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
+from services.api.examples import CHANGES, ok
 from services.api.schemas import UNAUTHORIZED, Responses, error_example
 from services.api.streams import holding
 
@@ -119,7 +120,7 @@ def _page_of(page: Page) -> Page:
     "/changes",
     response_model=None,
     responses={
-        200: {"model": ChangesResponse, "description": "The user's changes after the cursor"},
+        200: ok(ChangesResponse, "The user's changes after the cursor", CHANGES),
         **UNAUTHORIZED,
         **EXPIRED,
         **MALFORMED,

@@ -17,6 +17,7 @@ from common.sync.freshness import WEBHOOK_TYPES, channel_view
 from common.types import ConnectionStatus, DataType, SyncStatus
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
+from services.api.examples import model_example, ok
 from services.api.reads import ReadQuery, age_of
 from services.api.schemas import (
     NOT_CONNECTED,
@@ -111,7 +112,11 @@ for _type in DataType:
     "/sync-status",
     response_model=None,
     responses={
-        200: {"model": SyncStatusResponse, "description": "The sync state of every data type"},
+        200: ok(
+            SyncStatusResponse,
+            "The sync state of every data type",
+            model_example(SyncStatusResponse),
+        ),
         **UNAUTHORIZED,
         **NOT_CONNECTED,
     },

@@ -23,6 +23,7 @@ from common.whoop.errors import WhoopAuthError, WhoopError
 from common.whoop.oauth import TokenSet, new_state
 from services.api.deps import ApiState, SessionDep, StateDep, UserDep
 from services.api.errors import ApiError
+from services.api.examples import CONNECTION, ok
 from services.api.schemas import (
     NOT_CONNECTED,
     UNAUTHORIZED,
@@ -208,7 +209,11 @@ async def _start_backfill(state: ApiState, user_id: uuid.UUID) -> None:
 @router.get(
     "/connection",
     response_model=ConnectionResponse,
-    responses={**UNAUTHORIZED, **NOT_CONNECTED},
+    responses={
+        200: ok(None, "The user's WHOOP connection", CONNECTION),
+        **UNAUTHORIZED,
+        **NOT_CONNECTED,
+    },
     summary="The state of the user's WHOOP connection",
 )
 async def connection(session: SessionDep, user_id: UserDep) -> ConnectionResponse:

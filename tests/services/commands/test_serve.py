@@ -85,8 +85,11 @@ def settings_for(database_url: str, redis_url: str | None, sim: RunningSim, port
 
 
 @contextlib.asynccontextmanager
-async def running_serve(database_url: str, redis_url: str | None) -> AsyncIterator[Served]:
-    """The simulator and serve, each on a free port, the simulator's webhooks aimed at serve."""
+async def running_serve(
+    database_url: str, redis_url: str | None, **overrides: Any
+) -> AsyncIterator[Served]:
+    """The simulator and serve, each on a free port, the simulator's webhooks aimed at serve
+    (`overrides` change its settings)."""
     port = free_port()
     config = SimConfig(
         client_id="serve-client",
@@ -100,7 +103,8 @@ async def running_serve(database_url: str, redis_url: str | None) -> AsyncIterat
         webhook_retry_delays=(0.2,) * 5,
     )
     async with serve_in_background(config) as sim:
-        app = create_app(settings_for(database_url, redis_url, sim, port))
+        settings = settings_for(database_url, redis_url, sim, port)
+        app = create_app(settings.model_copy(update=overrides) if overrides else settings)
         server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
         task = asyncio.create_task(server.serve())
         try:

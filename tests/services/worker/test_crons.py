@@ -15,6 +15,7 @@ from common.db.repositories import ConnectionRepository
 from common.db.types import utcnow
 from common.feed.jobs import drain_changes, push_due
 from common.ratelimit import Priority
+from common.sync.backlog import count_backlog
 from common.sync.jobs import (
     TOKEN_REFRESH_AHEAD,
     prune_retention,
@@ -66,7 +67,7 @@ def test_arq_runs_the_schedule_evenly_at_its_interval(seconds: int, gap: int) ->
     assert _gaps(seconds) == {gap}
 
 
-def test_cron_jobs_are_the_six_crons_at_the_default_intervals() -> None:
+def test_cron_jobs_are_the_seven_crons_at_the_default_intervals() -> None:
     defaults = make_settings("sqlite+aiosqlite:///x.db", None, "http://x", inbox_sweep_seconds=60)
     crons = {job.name: job for job in cron_jobs(defaults)}
     assert {name: job.coroutine for name, job in crons.items()} == {
@@ -76,6 +77,7 @@ def test_cron_jobs_are_the_six_crons_at_the_default_intervals() -> None:
         "retention": prune_retention,
         "drain_changes": drain_changes,
         "push_due": push_due,
+        "count_backlog": count_backlog,
     }
     # Every 5 s: what the queue refused goes at once; lost jobs after INBOX_SWEEP_SECONDS.
     assert crons["sweep_inbox"].second == set(range(0, 60, 5))
@@ -84,7 +86,9 @@ def test_cron_jobs_are_the_six_crons_at_the_default_intervals() -> None:
     assert (crons["retention"].hour, crons["retention"].minute) == (set(range(24)), 0)
     assert crons["drain_changes"].second == set(range(0, 60, 5))
     assert crons["push_due"].second == set(range(0, 60, 10))
-    assert all(job.unique for job in crons.values())  # one run per tick across all workers
+    assert crons["count_backlog"].second == set(range(0, 60, 15))
+    # One run per tick across all workers, but every worker counts the backlog for its own gauges.
+    assert [name for name, job in crons.items() if not job.unique] == ["count_backlog"]
 
 
 def test_cron_intervals_follow_the_settings() -> None:
