@@ -75,12 +75,22 @@ async def faults(request: Request) -> Response:
 
 
 async def counters(request: Request) -> Response:
-    """GET reads the call counters, DELETE zeroes them."""
+    """GET reads the call counters (with the budget's day use and the webhook receiver's answers
+    by status), DELETE zeroes them."""
     sim = sim_of(request)
     if request.method == "DELETE":
         sim.reset_counters()
         return Response(status_code=204)
-    return json_response(sim.counters.as_json())
+    body = sim.counters.as_json()
+    body["day_used"] = sim.limiter.day_used
+    body["webhook_answers"] = dict(sim.webhooks.answers)
+    return json_response(body)
+
+
+async def calls(request: Request) -> Response:
+    """GET: the data API calls since the last reset, oldest first, each [real epoch seconds,
+    endpoint, WHOOP user id or null, status] (for a measurement to say what each call was for)."""
+    return json_response({"calls": list(sim_of(request).counters.calls)})
 
 
 async def reset(request: Request) -> Response:
@@ -168,6 +178,7 @@ def routes() -> list[Route]:
         Route("/_sim/clock", clock, methods=["GET", "POST"]),
         Route("/_sim/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/counters", counters, methods=["GET", "DELETE"]),
+        Route("/_sim/calls", calls, methods=["GET"]),
         Route("/_sim/reset", reset, methods=["POST"]),
         Route("/_sim/scenario/step", step, methods=["POST"]),
         Route("/_sim/oauth/deny", deny, methods=["POST"]),
