@@ -87,6 +87,27 @@ async def counters(request: Request) -> Response:
     return json_response(body)
 
 
+async def rate_limit(request: Request) -> Response:
+    """GET: the budget and its use; POST {"per_minute": N, "per_day": M}: a new budget, with
+    windows counted from now (a measurement's set-up unbounded, its day under WHOOP's budget)."""
+    limiter = sim_of(request).limiter
+    if request.method == "POST":
+        body = await read_json(request)
+        given = {k: body.get(k) for k in ("per_minute", "per_day")}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in given.values()):
+            return error(400, "per_minute and per_day must be positive integers")
+        limiter.per_minute, limiter.per_day = int(body["per_minute"]), int(body["per_day"])
+        limiter.reset()
+    return json_response(
+        {
+            "per_minute": limiter.per_minute,
+            "per_day": limiter.per_day,
+            "minute_used": limiter.minute_used,
+            "day_used": limiter.day_used,
+        }
+    )
+
+
 async def calls(request: Request) -> Response:
     """GET: the data API calls since the last reset, oldest first, each [real epoch seconds,
     endpoint, WHOOP user id or null, status] (for a measurement to say what each call was for)."""
@@ -179,6 +200,7 @@ def routes() -> list[Route]:
         Route("/_sim/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/counters", counters, methods=["GET", "DELETE"]),
         Route("/_sim/calls", calls, methods=["GET"]),
+        Route("/_sim/rate-limit", rate_limit, methods=["GET", "POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
         Route("/_sim/scenario/step", step, methods=["POST"]),
         Route("/_sim/oauth/deny", deny, methods=["POST"]),

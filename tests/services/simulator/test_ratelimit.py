@@ -97,3 +97,14 @@ async def test_oauth_and_control_calls_spend_no_budget(client: httpx.AsyncClient
     response = await client.get("/developer/v2/user/measurement/body", headers=headers)
     assert response.status_code == 200
     assert response.headers["X-RateLimit-Remaining"] == "4"
+
+
+async def test_a_new_budget_applies_from_now(client: httpx.AsyncClient) -> None:
+    headers = bearer(await connect(client))
+    assert await _calls(client, headers, 1) == [200] * 4
+    refused = await client.post("/_sim/rate-limit", json={"per_minute": 0, "per_day": 3})
+    assert refused.status_code == 400
+    changed = await client.post("/_sim/rate-limit", json={"per_minute": 2, "per_day": 3})
+    assert changed.json() == {"per_minute": 2, "per_day": 3, "minute_used": 0, "day_used": 0}
+    assert await _calls(client, headers, 2) == [200, 200, 429, 429, 200, 429, 429, 429]
+    assert (await client.get("/_sim/rate-limit")).json()["day_used"] == 3
