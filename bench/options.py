@@ -32,10 +32,10 @@ class Options:
         ("overload", 1500, 1152.0),
     )
     ECONOMY_QUICK = (
-        ("app_opens", 40, 96.0),
-        ("heavy", 10, 96.0),
-        ("feed_only", 40, 96.0),
-        ("overload", 60, 96.0),
+        ("app_opens", 40, 192.0),
+        ("heavy", 10, 192.0),
+        ("feed_only", 40, 192.0),
+        ("overload", 60, 192.0),
     )
 
     @classmethod
