@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     retention_days: int = Field(30, gt=0)
     whoop_rate_limit_per_minute: int = Field(100, gt=0)
     whoop_rate_limit_per_day: int = Field(10000, gt=0)
+    # One app user's share of the budget for reads and force_refresh (SPEC 3.1).
+    user_refreshes_per_minute: int = Field(12, gt=0)
+    user_refreshes_per_day: int = Field(150, gt=0)
+    sse_max_per_user: int = Field(5, gt=0)
+    # Divides the windows of the WHOOP budget and of each user's share (a minute, a day): benches
+    # on a simulated clock shrink time with it, as retry_backoff_scale does for back-offs.
+    budget_time_scale: float = Field(1.0, gt=0)
     webhook_tolerance_seconds: int = Field(300, gt=0)
     log_format: Literal["json", "console", "auto"] = "auto"
     app_webhook_url: str | None = None

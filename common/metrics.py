@@ -25,6 +25,14 @@ BUDGET_REMAINING = Gauge(
     "WHOOP calls left in the current window, as this process last saw it.",
     ["window"],
 )
+BUDGET_FORECAST = Gauge(
+    "whoopsync_whoop_budget_forecast_calls",
+    "WHOOP calls the day's window will hold at the current rate (SPEC 4), as last computed.",
+)
+BUDGET_USERS_CARRIED = Gauge(
+    "whoopsync_whoop_budget_users_carried",
+    "Connected users the day's WHOOP budget carries at the forecast's calls per user.",
+)
 FRESHNESS_LAG = Histogram(
     "whoopsync_freshness_lag_seconds",
     "From webhook receipt to the record written.",

@@ -6,9 +6,12 @@ past that. Every WHOOP call first takes a slot with `acquire(priority)`:
 * Sliding windows, not fixed buckets: each granted call is a timestamp in a minute log and a day
   log, and a call is granted only while fewer than the limit lie within the trailing window. So no
   60-second span ever holds more than the per-minute budget, wherever it starts.
-* Two priorities. INTERACTIVE (a user waiting on a read) may use the whole budget; BACKGROUND
-  (webhook jobs, backfill, reconcile) may not take the last `reserve` share (20 %) of either window
-  and waits instead, so a user's read finds a slot when the budget runs short.
+* Three priorities. INTERACTIVE (a user waiting on a read) may use the whole budget; BACKGROUND
+  (backfill, reconcile) may not take the last `reserve` share (20 %) of either window and waits
+  instead, so a user's read finds a slot when the budget runs short. ANNOUNCED (webhook jobs:
+  the versions WHOOP announced, and a new night's cycle) keeps that reserve in the minute window
+  but may use the whole day: once the day's forecast passes the budget, reads give way instead
+  (`common.budget`), so that every announced version still gets its fetch.
 * WHOOP's own headers slow us down before a 429: `observe(remaining, reset)` with 0 remaining blocks
   everyone until the reset, and a remaining count inside the interactive reserve blocks background
   work until then. After a 429, `block_for(reset)` blocks everyone.
@@ -26,6 +29,7 @@ tests.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 import uuid
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_WAIT",
+    "LimiterUsage",
     "LocalRateLimiter",
     "Priority",
     "RateLimiter",
@@ -64,13 +69,43 @@ log = structlog.get_logger(__name__)
 
 
 class Priority(IntEnum):
-    """Who is waiting for a WHOOP call: a user (first) or background work (yields)."""
+    """Who is waiting for a WHOOP call: a user (first), background work (yields), or a webhook
+    job (yields within the minute, not within the day)."""
 
     INTERACTIVE = 0
     BACKGROUND = 1
+    ANNOUNCED = 2
 
 
-DEFAULT_MAX_WAIT: Mapping[Priority, float] = {Priority.INTERACTIVE: 5.0, Priority.BACKGROUND: 90.0}
+DEFAULT_MAX_WAIT: Mapping[Priority, float] = {
+    Priority.INTERACTIVE: 5.0,
+    Priority.BACKGROUND: 90.0,
+    Priority.ANNOUNCED: 90.0,
+}
+
+
+def wait_budgets(given: Mapping[Priority, float]) -> dict[Priority, float]:
+    """Every priority's wait budget; a webhook job waits as long as background work unless told."""
+    budgets = dict(given)
+    budgets.setdefault(Priority.ANNOUNCED, budgets.get(Priority.BACKGROUND, 90.0))
+    return budgets
+
+
+class LimiterUsage(NamedTuple):
+    """Calls in the trailing minute and day, in the last hour, and in the day window's oldest hour
+    (those leave it within the next hour); the hour is a 24th of the day window."""
+
+    minute_used: int
+    day_used: int
+    last_hour: int
+    leaving_hour: int
+    minute_limit: int
+    day_limit: int
+
+    @property
+    def day_forecast(self) -> int:
+        """The calls the day window will hold an hour from now if the last hour's rate goes on."""
+        return max(0, self.day_used - self.leaving_hour + self.last_hour)
 
 
 class RateLimiter(Protocol):
@@ -87,6 +122,9 @@ class RateLimiter(Protocol):
 
     async def remaining(self) -> tuple[int, int]:
         """Calls left in the trailing minute and day windows."""
+
+    async def usage(self) -> LimiterUsage:
+        """What was spent: the trailing minute and day, the last hour, the day's oldest hour."""
 
 
 class _Decision(NamedTuple):
@@ -115,11 +153,12 @@ class _BaseLimiter:
     ) -> None:
         self.per_minute, self.per_day = per_minute, per_day
         self.window, self.day_window = window, day_window
-        self.max_wait = dict(max_wait)
+        self.max_wait = wait_budgets(max_wait)
         self.clock, self.sleep = clock, sleep
         self._caps = {
             Priority.INTERACTIVE: (per_minute, per_day),
             Priority.BACKGROUND: (_share(per_minute, reserve), _share(per_day, reserve)),
+            Priority.ANNOUNCED: (_share(per_minute, reserve), per_day),
         }
 
     async def _try(self, priority: Priority, now: float) -> _Decision:
@@ -184,7 +223,9 @@ class LocalRateLimiter(_BaseLimiter):
         _expire(self._minute, now - self.window)
         _expire(self._day, now - self.day_window)
         minute_cap, day_cap = self._caps[priority]
-        waits = [self._blocked[priority] - now]
+        # A webhook job is background work for the blocks (WHOOP's headers, a 429).
+        blocked = Priority.INTERACTIVE if priority is Priority.INTERACTIVE else Priority.BACKGROUND
+        waits = [self._blocked[blocked] - now]
         waits.append(_wait_in(self._minute, minute_cap, self.window, now))
         waits.append(_wait_in(self._day, day_cap, self.day_window, now))
         wait = max(waits)
@@ -196,7 +237,8 @@ class LocalRateLimiter(_BaseLimiter):
         )
 
     async def _block_until(self, until: float, background_only: bool) -> None:
-        for priority in (Priority.BACKGROUND,) if background_only else tuple(Priority):
+        everyone = (Priority.INTERACTIVE, Priority.BACKGROUND)
+        for priority in (Priority.BACKGROUND,) if background_only else everyone:
             self._blocked[priority] = max(self._blocked[priority], until)
 
     async def remaining(self) -> tuple[int, int]:
@@ -205,6 +247,19 @@ class LocalRateLimiter(_BaseLimiter):
         _expire(self._minute, now - self.window)
         _expire(self._day, now - self.day_window)
         return self.per_minute - len(self._minute), self.per_day - len(self._day)
+
+    async def usage(self) -> LimiterUsage:
+        """What was spent: the trailing minute and day, the last hour, the day's oldest hour."""
+        now = self.clock()
+        _expire(self._minute, now - self.window)
+        _expire(self._day, now - self.day_window)
+        hour = self.day_window / 24
+        # Entries are in time order: (t - hour, t] and the day's oldest hour (t - day, t - day + hour].
+        last_hour = len(self._day) - bisect.bisect_right(self._day, now - hour)
+        leaving = bisect.bisect_right(self._day, now - self.day_window + hour)
+        return LimiterUsage(
+            len(self._minute), len(self._day), last_hour, leaving, self.per_minute, self.per_day
+        )
 
 
 def _expire(log: deque[float], before: float) -> None:
@@ -284,6 +339,21 @@ return 1
 )
 
 # KEYS: minute log, day log; ARGV: now or '', minute window, day window.
+# The minute, the day, the day's last 24th, and its oldest 24th (which leaves it next).
+_USAGE = (
+    _NOW
+    + """
+local now = clock(ARGV[1])
+local minute, day = tonumber(ARGV[2]), tonumber(ARGV[3])
+local hour = day / 24
+return {redis.call('ZCOUNT', KEYS[1], '(' .. s(now - minute), '+inf'),
+        redis.call('ZCOUNT', KEYS[2], '(' .. s(now - day), '+inf'),
+        redis.call('ZCOUNT', KEYS[2], '(' .. s(now - hour), '+inf'),
+        redis.call('ZCOUNT', KEYS[2], '(' .. s(now - day), s(now - day + hour))}
+"""
+)
+
+# KEYS: minute log, day log; ARGV: now or '', minute window, day window.
 _REMAINING = (
     _NOW
     + """
@@ -318,6 +388,7 @@ class RedisRateLimiter(_BaseLimiter):
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
         self._remaining = redis.register_script(_REMAINING)
+        self._usage = redis.register_script(_USAGE)
 
     def _now(self) -> str:
         """The time the scripts use: '' for Redis' own, or the test's clock."""
@@ -325,7 +396,7 @@ class RedisRateLimiter(_BaseLimiter):
 
     async def _try(self, priority: Priority, now: float) -> _Decision:
         minute_cap, day_cap = self._caps[priority]
-        background = "1" if priority is Priority.BACKGROUND else "0"
+        background = "0" if priority is Priority.INTERACTIVE else "1"
         args: list[str | float | int] = [
             self._now(),
             self.window,
@@ -349,10 +420,20 @@ class RedisRateLimiter(_BaseLimiter):
         minute, day = await self._remaining(keys=self._keys[:2], args=args)
         return self.per_minute - int(minute), self.per_day - int(day)
 
+    async def usage(self) -> LimiterUsage:
+        """What was spent: the trailing minute and day, the last hour, the day's oldest hour."""
+        args: list[str | float] = [self._now(), self.window, self.day_window]
+        minute, day, last, leaving = await self._usage(keys=self._keys[:2], args=args)
+        return LimiterUsage(
+            int(minute), int(day), int(last), int(leaving), self.per_minute, self.per_day
+        )
+
 
 def create_rate_limiter(settings: Settings, redis: Redis | None, **kwargs: Any) -> RateLimiter:
     """The shared Redis budget when Redis is configured, else the in-process one."""
     per_minute, per_day = settings.whoop_rate_limit_per_minute, settings.whoop_rate_limit_per_day
+    scale = settings.budget_time_scale
+    kwargs = {"window": 60.0 / scale, "day_window": DAY / scale, **kwargs}
     if redis is None:
         return LocalRateLimiter(per_minute, per_day, **kwargs)
     return RedisRateLimiter(redis, per_minute, per_day, **kwargs)

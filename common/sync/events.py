@@ -2,21 +2,28 @@
 
 | event              | work                                                                    |
 |--------------------|-------------------------------------------------------------------------|
-| `sleep.updated`    | fetch the sleep, then its cycle                                         |
-| `recovery.updated` | `id` is the sleep's UUID: the sleep (for its `cycle_id`), then          |
-|                    | `/v2/cycle/{id}/recovery`, then the cycle                               |
-| `workout.updated`  | fetch the workout, then the cycle it falls in (one cycle page)          |
+| `sleep.updated`    | fetch the sleep; a night's sleep (not a nap) seen for the first time    |
+|                    | also refreshes the newest cycles once (one collection page)             |
+| `recovery.updated` | `id` is the sleep's UUID: the sleep for its `cycle_id` (a cached one    |
+|                    | serves; one fetched for the first time is a new night, as above), then  |
+|                    | `/v2/cycle/{id}/recovery`                                               |
+| `workout.updated`  | fetch the workout                                                       |
 | `*.deleted`        | remove the row; a deleted sleep takes its recovery along                |
 
+Cycles have no webhooks, and no other event spends a call on one: a new night's sleep ends one
+cycle and begins the next, so its one page of the newest cycles gives the closed cycle its final
+values and brings in the open one. That page is a sync of the newest cycles: it confirms the type
+(`last_sync_at`). A by-id fetch confirms nothing (SPEC §4.1): it moves only `last_fetch_at`.
+
 Every fetch happens before any write. A 404 on a by-id fetch removes the row. The upserts are guarded
-by WHOOP's `updated_at`, so handling an event twice writes once.
+by WHOOP's `updated_at`, so handling an event twice writes once. When a new night's cycle page
+fails, the sleep is not written either, so that the event's retry still sees a new night.
 
 Events received close together share their fetches (SPEC §4): one user's events are handled one at
 a time (a lock across processes), and a record WHOOP was asked for after the event was received
-is taken from the cache instead of being fetched again for it. A new night's `sleep.updated` and
-`recovery.updated` thus cost the sleep, the recovery and the cycle: three calls, not five. A
-recovery event takes its sleep's `cycle_id` from the cache whenever the sleep is there (it never
-changes), so a recovery scored later costs the recovery and the cycle.
+is taken from the cache instead of being fetched again for it; a cycle sync after the event was
+received serves for its night. A new night's `sleep.updated` and `recovery.updated` thus cost the
+sleep, the cycle page and the recovery: three calls, not five.
 """
 
 from __future__ import annotations
@@ -24,20 +31,20 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.repositories import ConnectionRepository, RecordRepository
-from common.db.repositories.records import parse_time
+from common.db.repositories import ConnectionRepository, RecordRepository, SyncLogRepository
 from common.db.types import utcnow
 from common.locks import LockTimeout
 from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority
 from common.sync.results import Writes, status_of
 from common.types import ConnectionStatus, DataType, EventStatus, SyncStatus, Trigger
+from common.whoop.client import PAGE_SIZE
 from common.whoop.errors import (
     WhoopError,
     WhoopNotFound,
@@ -55,8 +62,6 @@ log = structlog.get_logger(__name__)
 UPDATED = {"sleep.updated", "recovery.updated", "workout.updated"}
 DELETED = {"sleep.deleted", "recovery.deleted", "workout.deleted"}
 KNOWN_EVENTS = UPDATED | DELETED
-# How far back a workout's cycle may have started (cycles last about a day, rarely several).
-CYCLE_LOOKBACK = timedelta(days=7)
 ANY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 # One user's events are handled one at a time. The holder renews its short lease while it works,
 # so a worker that dies (SIGKILL, lost machine) holds the user's next events back for seconds, not
@@ -170,7 +175,7 @@ class EventHandler:
         self, user_id: uuid.UUID, event_type: str, key: uuid.UUID, received_at: datetime | None
     ) -> EventOutcome:
         started, clock = utcnow(), time.monotonic()
-        client = self.service.client(user_id, Priority.BACKGROUND)
+        client = self.service.client(user_id, Priority.ANNOUNCED)
         fetch = _Fetcher(self.service.session, client, user_id, received_at)
         error = None
         try:
@@ -180,22 +185,12 @@ class EventHandler:
                 await fetch.sleep(key, with_recovery=event_type != "sleep.updated")
         except WhoopError as exc:
             error = exc
-        writes = fetch.writes
-        written = await self.service.apply(user_id, writes)
+        written = await self.service.apply(user_id, fetch.writes)
         for data_type, keys in fetch.asked.items():
             await RecordRepository(self.service.session, data_type).mark_checked(
                 user_id, keys, started
             )
-        for data_type, objects in writes.upserts.items():
-            await self.service.record(
-                user_id,
-                data_type,
-                Trigger.WEBHOOK,
-                SyncStatus.SUCCESS,
-                len(objects),
-                started,
-                clock,
-            )
+        await self._record(user_id, fetch, started, clock)
         if error is not None:
             primary = DataType(event_type.split(".")[0])
             await self.service.record(
@@ -207,6 +202,35 @@ class EventHandler:
         if error is None:
             return EventOutcome(EventStatus.DONE, user_id=user_id, written=written)
         return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, written)
+
+    async def _record(
+        self, user_id: uuid.UUID, fetch: _Fetcher, started: datetime, clock: float
+    ) -> None:
+        """The attempts: by-id fetches confirm nothing (they move `last_fetch_at` only, SPEC
+        4.1); a new night's page of the newest cycles is a sync of them and confirms the type."""
+        for data_type, objects in fetch.writes.upserts.items():
+            if data_type is DataType.CYCLE and fetch.night_cycles is not None:
+                continue
+            await self.service.record(
+                user_id,
+                data_type,
+                Trigger.WEBHOOK,
+                SyncStatus.SUCCESS,
+                len(objects),
+                started,
+                clock,
+                confirms=False,
+            )
+        if fetch.night_cycles is not None:
+            await self.service.record(
+                user_id,
+                DataType.CYCLE,
+                Trigger.WEBHOOK,
+                SyncStatus.SUCCESS,
+                fetch.night_cycles,
+                started,
+                clock,
+            )
 
 
 class _Fetcher:
@@ -223,6 +247,8 @@ class _Fetcher:
         self.received_at = received_at
         self.writes = Writes()
         self.asked: dict[DataType, list[Any]] = {}
+        # How many cycles a new night's refresh fetched (None: no refresh was made).
+        self.night_cycles: int | None = None
 
     async def _cached(
         self, data_type: DataType, key: Any, since: datetime | None = None
@@ -237,13 +263,19 @@ class _Fetcher:
         await self.session.commit()  # no read transaction stays open across a WHOOP call
         return found
 
+    async def _known(self, data_type: DataType, key: Any) -> bool:
+        """True when the record is in the cache, however old."""
+        found = await RecordRepository(self.session, data_type).get(key)
+        await self.session.commit()
+        return found is not None
+
     async def _by_key(self, data_type: DataType, key: Any) -> None:
         if await self._cached(data_type, key) is None:
             await fetch_by_key(self.client, data_type, key, self.writes)
             self.asked.setdefault(data_type, []).append(key)
 
     async def sleep(self, sleep_id: uuid.UUID, *, with_recovery: bool) -> None:
-        """The sleep (for its cycle id), its recovery when asked, and its cycle.
+        """The sleep (for its cycle id), a new night's cycles, and its recovery when asked.
 
         A recovery event needs the sleep only for its cycle id, which never changes: a sleep
         already cached serves, fetched whenever (the sleep's own changes have their own events).
@@ -251,44 +283,44 @@ class _Fetcher:
         since = ANY_TIME if with_recovery else None
         sleep = await self._cached(DataType.SLEEP, sleep_id, since)
         if sleep is None:
+            known = await self._known(DataType.SLEEP, sleep_id)
             try:
                 sleep = (await self.client.fetch(DataType.SLEEP, sleep_id)).raw
             except WhoopNotFound:
                 self.writes.delete(DataType.SLEEP, "id", sleep_id, announced=False)
                 self.writes.delete(DataType.RECOVERY, "sleep_id", sleep_id, announced=False)
                 return
-            self.writes.upsert(DataType.SLEEP, sleep)
             self.asked.setdefault(DataType.SLEEP, []).append(sleep_id)
-        cycle_id = int(sleep["cycle_id"])
+            if not known and not sleep.get("nap", False):
+                await self.night_cycles_page()  # raises before the sleep is kept to be written
+            self.writes.upsert(DataType.SLEEP, sleep)
         if with_recovery:
-            await self._by_key(DataType.RECOVERY, cycle_id)
-        await self._by_key(DataType.CYCLE, cycle_id)
+            await self._by_key(DataType.RECOVERY, int(sleep["cycle_id"]))
+
+    async def night_cycles_page(self) -> None:
+        """One page of the newest cycles for a new night (the cycle it ends, the one it begins),
+        unless the newest cycles were synced after the event was received."""
+        if self.received_at is not None:
+            state = await SyncLogRepository(self.session).get(self.user_id, DataType.CYCLE)
+            await self.session.commit()
+            synced = state.last_sync_at if state is not None else None
+            if synced is not None and synced >= self.received_at:
+                return
+        cycles = [
+            model.raw async for model in self.client.collection(DataType.CYCLE, limit=PAGE_SIZE)
+        ]
+        for cycle in cycles:
+            self.writes.upsert(DataType.CYCLE, cycle)
+        self.night_cycles = len(cycles)
 
     async def workout(self, workout_id: uuid.UUID) -> None:
-        """The workout, then the cycle it falls in (one cycle page)."""
-        workout = await self._cached(DataType.WORKOUT, workout_id)
-        if workout is None:
-            try:
-                workout = (await self.client.fetch(DataType.WORKOUT, workout_id)).raw
-            except WhoopNotFound:
-                self.writes.delete(DataType.WORKOUT, "id", workout_id, announced=False)
-                return
-            self.writes.upsert(DataType.WORKOUT, workout)
-            self.asked.setdefault(DataType.WORKOUT, []).append(workout_id)
-        begun = parse_time(workout["start"])
-        assert begun is not None  # WHOOP's schema requires a workout start
-        if self.received_at is not None:
-            cycles = RecordRepository(self.session, DataType.CYCLE)
-            covering = await cycles.covering(self.user_id, begun)
-            await self.session.commit()
-            if covering is not None and covering[1] >= self.received_at:
-                return
-        found = self.client.collection(
-            DataType.CYCLE,
-            start=begun - CYCLE_LOOKBACK,
-            end=begun + timedelta(milliseconds=1),
-            limit=1,
-        )
-        async for cycle in found:
-            self.writes.upsert(DataType.CYCLE, cycle.raw)
-            self.asked.setdefault(DataType.CYCLE, []).append(int(cycle.raw["id"]))
+        """The workout alone: cycles have no webhooks, and a workout is no new night."""
+        if await self._cached(DataType.WORKOUT, workout_id) is not None:
+            return
+        try:
+            workout = (await self.client.fetch(DataType.WORKOUT, workout_id)).raw
+        except WhoopNotFound:
+            self.writes.delete(DataType.WORKOUT, "id", workout_id, announced=False)
+            return
+        self.writes.upsert(DataType.WORKOUT, workout)
+        self.asked.setdefault(DataType.WORKOUT, []).append(workout_id)

@@ -3,8 +3,8 @@
 With `WHOOPSYNC_FRESHNESS=webhooks`, while a verified webhook was recorded within
 WEBHOOK_LIVENESS_SECONDS, the receiver refused no event in the last hour and no audit miss suspended
 the channel, a user's sleep, recovery and workout count as confirmed at the newest receipt, unless the
-user has an event pending (or failed since the type's last fetch), the type's latest sync failed, or
-its backfill has not finished. Cycles have no webhooks: only syncs confirm them. The read hot path
+connection is not active, the user has an event pending or failed (until that event is processed),
+the type's latest sync failed, or its backfill has not finished. Cycles have no webhooks: only syncs confirm them. The read hot path
 evaluates the same rule inside its one statement (`read_state.py`); this module is the rule in Python.
 """
 

@@ -6,7 +6,9 @@ budget runs short (the next pass carries on):
 1. records still PENDING_SCORE whose threshold has passed since WHOOP was last asked are fetched again;
 2. backfills that could not start or finish are finished;
 3. events whose retries ran out for a passing reason go back to the queue;
-4. a rotating slice of the connected users is audited, so that each is audited once per AUDIT_DAYS:
+4. a rotating slice of the connected users is audited, so that each is audited once per AUDIT_DAYS
+   (while the day's forecast stays within the day's budget: past it, audits wait for the versions
+   WHOOP announces, `common.budget`):
    a sync of each type over a trailing window. A record the audit writes that WHOOP changed longer
    ago than the liveness window (new, or newer than the cache) was never announced: it is counted
    (`whoopsync_audit_misses_total`), suspends webhook confirmation for a day, and the next passes
@@ -27,6 +29,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.budget import budget_usage, day_forecast
 from common.config import Settings
 from common.db.repositories import ChannelRepository, ConnectionRepository, RecordRepository
 from common.db.types import utcnow
@@ -87,6 +90,12 @@ async def _short(sync: SyncContext) -> bool:
     return await budget_short(
         sync.limiter, settings.whoop_rate_limit_per_minute, settings.whoop_rate_limit_per_day
     )
+
+
+async def _day_spent(sync: SyncContext) -> bool:
+    """True once the day's forecast passes the day's budget: audits then give way."""
+    forecast, budget = await day_forecast(sync.limiter)
+    return forecast > budget
 
 
 async def _isolated(
@@ -266,7 +275,7 @@ async def _audit(sync: SyncContext, now: datetime, window: timedelta, report: Pa
         plan = await plan_audit(session, sync.settings, now)
     cursor, stopped, audited = plan.cursor, False, 0
     for user_id in plan.users:
-        if await _short(sync):
+        if await _short(sync) or await _day_spent(sync):
             report.yielded = stopped = True
             break
 
@@ -295,6 +304,8 @@ async def reconcile(
     await _finish_backfills(sync, now, report)
     await _retry_events(sync, report)
     await _audit(sync, now, window, report)
+    async with sync.session_factory() as session:
+        await budget_usage(sync.limiter, session)  # the budget's gauges, for this process
     log.info(
         "reconcile.passed",
         pending_written=report.pending_written,

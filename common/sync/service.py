@@ -35,11 +35,11 @@ from common.ratelimit import Priority
 from common.sync.events import EventHandler, EventOutcome, fetch_by_key
 from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
 from common.types import DataType, SyncStatus, Trigger, UpsertResult
-from common.whoop.errors import WhoopError
+from common.whoop.errors import WhoopError, WhoopShareSpent
 
 if TYPE_CHECKING:
     from common.locks import Locks
-    from common.whoop.client import TokenSource, UserClient, WhoopClient
+    from common.whoop.client import Charge, TokenSource, UserClient, WhoopClient
 
 log = structlog.get_logger(__name__)
 
@@ -64,9 +64,11 @@ class SyncService:
         # Serialises one user's events across processes, so that close events share fetches.
         self.locks = locks
 
-    def client(self, user_id: uuid.UUID, priority: Priority) -> UserClient:
-        """A WHOOP client acting for one app user."""
-        return self.whoop.for_user(self.tokens(user_id), priority=priority)
+    def client(
+        self, user_id: uuid.UUID, priority: Priority, charge: Charge | None = None
+    ) -> UserClient:
+        """A WHOOP client acting for one app user (`charge`: each call taken from their share)."""
+        return self.whoop.for_user(self.tokens(user_id), priority=priority, charge=charge)
 
     async def sync_collection(
         self,
@@ -79,22 +81,27 @@ class SyncService:
         limit: int | None = None,
         priority: Priority,
         confirms: bool = True,
+        charge: Charge | None = None,
     ) -> SyncResult:
         """Fetch a collection (newest first, paged), upsert it, record the attempt; never raises WhoopError.
 
         `confirms` says whether the fetch covered the newest records (SPEC 3.1): only then does the
-        type's `last_sync_at` move; any success moves `last_fetch_at`.
+        type's `last_sync_at` move; any success moves `last_fetch_at`. `charge` takes each call
+        from an app user's share (a read); a spent share is no sync failure: nothing is recorded.
 
         The first statement after the fetch is a write, so a caller on SQLite should not keep a read
         transaction open across this call (commit first) or the write may meet a stale snapshot.
         """
         started, clock = utcnow(), time.monotonic()
-        client = self.client(user_id, priority)
+        client = self.client(user_id, priority, charge)
         try:
             objects = [
                 model.raw
                 async for model in client.collection(data_type, start=start, end=end, limit=limit)
             ]
+        except WhoopShareSpent as exc:
+            log.info("sync.share_spent", data_type=data_type.value, trigger=trigger.value)
+            return SyncResult(data_type, 0, 0, started, exc, SyncStatus.FAILED)
         except WhoopError as exc:
             status = status_of(exc)
             await self.record(user_id, data_type, trigger, status, 0, started, clock, exc.reason)
@@ -239,8 +246,15 @@ class SyncService:
                 repo = RecordRepository(self.session, data_type)
                 await repo.mark_checked(user_id, type_keys, now)
         for data_type, count in written.items():
-            await self.record(
-                user_id, data_type, Trigger.RECONCILE, SyncStatus.SUCCESS, count, started, clock
+            await self.record(  # by id: confirms nothing (SPEC 4.1)
+                user_id,
+                data_type,
+                Trigger.RECONCILE,
+                SyncStatus.SUCCESS,
+                count,
+                started,
+                clock,
+                confirms=False,
             )
         if error is not None:
             log.warning("sync.pending_refetch_failed", error=error.reason)

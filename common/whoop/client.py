@@ -30,7 +30,7 @@ import structlog
 from pydantic import ValidationError
 
 from common.metrics import WHOOP_CALLS, WHOOP_RATE_LIMITED
-from common.ratelimit import DEFAULT_MAX_WAIT, Priority, RateLimiter
+from common.ratelimit import DEFAULT_MAX_WAIT, Priority, RateLimiter, wait_budgets
 from common.types import DataType
 from common.whoop.errors import (
     WhoopRateLimited,
@@ -64,6 +64,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=WhoopModel)
+# Awaited before each call made for an app user's read: takes one call of their share.
+Charge = Callable[[], Awaitable[None]]
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_RATE_LIMITED_ROUNDS = 3
 DEFAULT_RETRY = RetryPolicy()
@@ -96,7 +98,7 @@ class WhoopClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.http, self.base_url, self.limiter = http, base_url.rstrip("/"), limiter
-        self.timeout, self.retry, self.wait_budget = timeout, retry, dict(wait_budget)
+        self.timeout, self.retry, self.wait_budget = timeout, retry, wait_budgets(wait_budget)
         self._sleep = sleep
 
     @classmethod
@@ -106,9 +108,15 @@ class WhoopClient:
         """The client for the configured WHOOP base URL."""
         return cls(http, settings.whoop_api_base_url, limiter)
 
-    def for_user(self, tokens: TokenSource, priority: Priority = Priority.BACKGROUND) -> UserClient:
-        """Calls on behalf of one connection, at one priority."""
-        return UserClient(self, tokens, priority)
+    def for_user(
+        self,
+        tokens: TokenSource,
+        priority: Priority = Priority.BACKGROUND,
+        charge: Charge | None = None,
+    ) -> UserClient:
+        """Calls on behalf of one connection, at one priority; `charge` is awaited before each
+        call (an app user's share of the budget) and may raise WhoopShareSpent."""
+        return UserClient(self, tokens, priority, charge)
 
     async def request(
         self,
@@ -117,10 +125,13 @@ class WhoopClient:
         method: str,
         template: str,
         params: Mapping[str, Any] | None = None,
+        *,
+        charge: Charge | None = None,
         **path: Any,
     ) -> httpx.Response:
         """One successful (2xx) answer, or the WhoopError that explains why not."""
-        call = _Call(method, self.base_url + template.format(**path), template, params, priority)
+        url = self.base_url + template.format(**path)
+        call = _Call(method, url, template, params, priority, charge)
         token = await tokens.access_token()
         response = await self._send(call, token)
         if response.status_code == 401:
@@ -158,6 +169,8 @@ class WhoopClient:
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     async def _attempt(self, call: _Call, token: str) -> httpx.Response:
+        if call.charge is not None:
+            await call.charge()
         await self.limiter.acquire(call.priority, max_wait=self.wait_budget[call.priority])
         started = time.perf_counter()
         try:
@@ -196,13 +209,21 @@ class _Call:
     template: str
     params: Mapping[str, Any] | None
     priority: Priority
+    charge: Charge | None = None
 
 
 class UserClient:
     """WHOOP calls on behalf of one connection, each returning a typed model."""
 
-    def __init__(self, client: WhoopClient, tokens: TokenSource, priority: Priority) -> None:
+    def __init__(
+        self,
+        client: WhoopClient,
+        tokens: TokenSource,
+        priority: Priority,
+        charge: Charge | None = None,
+    ) -> None:
         self.client, self.tokens, self.priority = client, tokens, priority
+        self.charge = charge
 
     @overload
     async def fetch(self, data_type: Literal[DataType.CYCLE], key: int) -> Cycle: ...
@@ -273,7 +294,7 @@ class UserClient:
         self, template: str, params: Mapping[str, Any] | None, **path: Any
     ) -> dict[str, Any]:
         response = await self.client.request(
-            self.tokens, self.priority, "GET", template, params, **path
+            self.tokens, self.priority, "GET", template, params, charge=self.charge, **path
         )
         try:
             body = response.json()

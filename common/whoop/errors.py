@@ -10,6 +10,7 @@ Our exception hierarchy:
   | + WhoopReauthorizationRequired - the refresh was refused (invalid_grant) or no refresh token.
   + WhoopNotFound - 404: the record does not exist (or not for this user).
   + WhoopRateLimited - 429 whose reset lies beyond the caller's wait budget (`.reset_after`).
+  | + WhoopShareSpent - the app user's own share of the budget is spent; no call was made.
   + WhoopServerError - 5xx still failing after the bounded retries (`.status`).
   + WhoopClientError - any other 4xx (`.status`).
   + WhoopTransportError - timeouts and connection errors still failing after the retries.
@@ -25,6 +26,7 @@ __all__ = [
     "WhoopRateLimited",
     "WhoopReauthorizationRequired",
     "WhoopServerError",
+    "WhoopShareSpent",
     "WhoopTransportError",
 ]
 
@@ -64,6 +66,17 @@ class WhoopRateLimited(WhoopError):
     def __init__(self, reset_after: float, reason: str | None = None) -> None:
         super().__init__(reason or f"WHOOP API rate limit reached; retry in {reset_after:.0f}s")
         self.reset_after = reset_after
+
+
+class WhoopShareSpent(WhoopRateLimited):
+    """The app user's share of the budget for reads (SPEC 3.1) is spent; a slot frees in
+    `reset_after` s. Raised before the call, which was not made."""
+
+    def __init__(self, reset_after: float) -> None:
+        super().__init__(
+            reset_after,
+            f"The refresh limit of this user was reached; retry in {max(1, round(reset_after))}s",
+        )
 
 
 class WhoopServerError(WhoopError):

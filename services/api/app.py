@@ -22,10 +22,12 @@ from common.config import Settings
 from common.http_ops import Check, ops_router, ping_database, ping_redis
 from common.queue import ArqQueue, Queue
 from common.sync.context import SyncContext, build_context
+from common.usershare import create_user_share
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.reads import SmartReader
 from services.api.routes import feed, smart, whoop
+from services.api.streams import create_stream_slots
 
 log = structlog.get_logger()
 
@@ -77,12 +79,20 @@ def build_api_state(settings: Settings, ctx: SyncContext, queue: Queue | None = 
         settings=settings,
         session_factory=ctx.session_factory,
         verifier=TokenVerifier(settings, ctx.http),
-        reader=SmartReader(ctx.session_factory, settings, ctx.locks, ctx.service),
+        reader=SmartReader(
+            ctx.session_factory,
+            settings,
+            ctx.locks,
+            ctx.service,
+            limiter=ctx.limiter,
+            share=create_user_share(settings, ctx.redis),
+        ),
         whoop=ctx.whoop,
         oauth=ctx.oauth,
         cipher=ctx.cipher,
         tokens=ctx.tokens,
         queue=queue,
+        streams=create_stream_slots(settings.sse_max_per_user, ctx.redis),
     )
 
 

@@ -20,6 +20,7 @@ from common.whoop.client import TokenSource, WhoopClient
 from common.whoop.oauth import OAuthClient
 from services.api.errors import ApiError
 from services.api.reads import SmartReader
+from services.api.streams import StreamSlots
 
 
 @dataclass
@@ -35,6 +36,8 @@ class ApiState:
     cipher: TokenCipher
     tokens: Callable[[uuid.UUID], TokenSource]
     queue: Queue
+    # Open event streams per user (SPEC 3.5), across api processes when Redis is set.
+    streams: StreamSlots
 
 
 async def get_state(request: Request) -> ApiState:

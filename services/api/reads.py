@@ -5,11 +5,18 @@ the records; no transaction) and a string splice of the stored JSON texts; it ma
 and takes no lock. A refresh is shared:
 concurrent readers of one user, type and window in this process await one task, and across
 processes a lock per user and type lets the next holder reuse a sync that finished after it arrived.
+
+A refresh spends WHOOP's budget only where it may (SPEC §3.1, §4): a connection that is not active
+never calls (`stale_cache`: WHOOP access must be renewed); once the day's forecast passes the day's
+budget, reads give way to the versions WHOOP announces (`stale_cache` naming the day's budget); and
+each call is taken from the user's own share first (`stale_cache`, or 429 with nothing cached).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +25,10 @@ from typing import Any, cast
 
 import orjson
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from common.budget import DAY_BUDGET_REASON, day_forecast
 from common.config import Settings
 from common.db.repositories import RecordRepository, SyncLogRepository
 from common.db.repositories.read_state import CachedRead, ReadState, ReadStateRepository, Window
@@ -27,18 +36,20 @@ from common.db.resilient import run_once_more
 from common.db.types import utcnow
 from common.locks import Locks, LockTimeout, LockUnavailable
 from common.metrics import READS
-from common.ratelimit import Priority
+from common.ratelimit import Priority, RateLimiter
 from common.sync.freshness import live_rule
 from common.sync.service import SyncService
 from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
+from common.usershare import UserShare
 from common.whoop.client import PAGE_SIZE
-from common.whoop.errors import WhoopError, WhoopReauthorizationRequired
+from common.whoop.errors import WhoopError, WhoopShareSpent
 from services.api.errors import ApiError
 from services.api.schemas import NOTE_API, NOTE_CACHE, WARNING_STALE
 
 log = structlog.get_logger()
 
 FlightKey = tuple[uuid.UUID, DataType, datetime | None, datetime | None, int]
+RENEW_ACCESS = "WHOOP access must be renewed: reconnect the WHOOP account"
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Answer:
     status_code: int
     body: bytes
     source: str
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +129,16 @@ class SmartReader:
         make_syncer: Callable[[AsyncSession], SyncService],
         lock_timeout: float = 60.0,
         lock_wait: float = 45.0,
+        *,
+        limiter: RateLimiter | None = None,
+        share: UserShare | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.locks = locks
         self.make_syncer = make_syncer
+        # The app's budget (for the day's forecast) and each user's share of it.
+        self.limiter, self.share = limiter, share
         self.lock_timeout, self.lock_wait = lock_timeout, lock_wait
         self._flights: dict[FlightKey, asyncio.Task[Answer]] = {}
 
@@ -188,9 +205,13 @@ class SmartReader:
     async def _refresh(
         self, user_id: uuid.UUID, query: ReadQuery, state: ReadState, arrived: datetime
     ) -> Answer:
-        if state.connection_status is ConnectionStatus.REAUTHORIZATION_REQUIRED:
+        reason = None
+        if state.connection_status is not ConnectionStatus.ACTIVE:
+            reason = RENEW_ACCESS  # WHOOP refuses its tokens: a call would only fail
+        elif await self._day_spent():
+            reason = DAY_BUDGET_REASON
+        if reason is not None:
             async with self.session_factory() as session:
-                reason = WhoopReauthorizationRequired().reason
                 return await self._fallback(session, user_id, query, reason)
         name = f"refresh:{user_id}:{query.data_type.value}"
         try:
@@ -208,6 +229,16 @@ class SmartReader:
                 )
                 return await self._fallback(session, user_id, query, reason)
 
+    async def _day_spent(self) -> bool:
+        """True once the day's forecast passes the day's budget (reads then give way)."""
+        if self.limiter is None:
+            return False
+        try:
+            forecast, budget = await day_forecast(self.limiter)
+        except (RedisError, OSError):
+            return False  # the budget itself cannot be read: its acquire says no on its own
+        return forecast > budget
+
     async def _refresh_locked(
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, arrived: datetime
     ) -> Answer:
@@ -216,7 +247,8 @@ class SmartReader:
         if synced_at is None:
             synced_at, error = await self._sync(session, user_id, query)
             if error is not None:
-                return await self._fallback(session, user_id, query, error)
+                retry = error.reset_after if isinstance(error, WhoopShareSpent) else None
+                return await self._fallback(session, user_id, query, error.reason, retry)
         records = await RecordRepository(session, query.data_type).read_json(
             user_id, limit=query.limit, start=query.start, end=query.end
         )
@@ -250,9 +282,10 @@ class SmartReader:
 
     async def _sync(
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery
-    ) -> tuple[datetime, str | None]:
+    ) -> tuple[datetime, WhoopError | None]:
         trigger = Trigger.FORCE_REFRESH if query.force_refresh else Trigger.READ
         plan = fetch_plan(query)
+        charge = None if self.share is None else functools.partial(self.share.take, user_id)
         log.info("read.syncing", user_id=str(user_id), data_type=query.data_type.value)
         try:
             result = await self.make_syncer(session).sync_collection(
@@ -264,16 +297,24 @@ class SmartReader:
                 limit=plan.limit,
                 priority=Priority.INTERACTIVE,
                 confirms=plan.confirms,
+                charge=charge,
             )
         except WhoopError as exc:  # the service promises not to raise these; stay safe anyway
             await session.rollback()
-            return utcnow(), exc.reason
+            return utcnow(), exc
         await session.commit()
-        return result.synced_at, None if result.error is None else result.error.reason
+        return result.synced_at, result.error
 
     async def _fallback(
-        self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, reason: str
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        query: ReadQuery,
+        reason: str,
+        retry_after: float | None = None,
     ) -> Answer:
+        """The cache with a warning; with nothing cached, 502 (429 when the user's share is
+        spent, with the seconds until a call of it frees)."""
         records = await RecordRepository(session, query.data_type).read_json(
             user_id, limit=query.limit, start=query.start, end=query.end
         )
@@ -284,6 +325,10 @@ class SmartReader:
             error=reason,
             records=len(records),
         )
+        if not records and retry_after is not None:
+            wait = str(max(1, math.ceil(retry_after)))
+            body = render_error("rate_limited", f"Nothing is cached yet: {reason}")
+            return Answer(429, body, "error", {"Retry-After": wait})
         if not records:
             message = f"WHOOP sync failed and nothing is cached: {reason}"
             return Answer(502, render_error("whoop_unavailable", message), "error")

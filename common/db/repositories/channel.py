@@ -56,18 +56,20 @@ class LiveRule:
 def user_held_back(
     open_events: Sequence[OpenEvent],
     sync_status: str | None,
-    last_fetch_at: datetime | None,
     backfill_pending: bool,
+    connection_status: str = ConnectionStatus.ACTIVE.value,
 ) -> bool:
-    """True when this user's type is not confirmed by the channel, live as it may be."""
+    """True when this user's type is not confirmed by the channel, live as it may be.
+
+    A connection that is not active gets no webhooks (WHOOP refuses its tokens, or it was
+    revoked); an event pending or failed holds the user back until that event itself is
+    processed, whatever else was fetched meanwhile (it may announce a version still missing).
+    """
+    if connection_status != ConnectionStatus.ACTIVE.value:
+        return True
     if backfill_pending or sync_status != SyncStatus.SUCCESS.value:
         return True
-    for event in open_events:
-        if event.status == EventStatus.PENDING.value:
-            return True
-        if last_fetch_at is None or event.received_at > last_fetch_at:
-            return True
-    return False
+    return bool(open_events)
 
 
 _STATE = select(

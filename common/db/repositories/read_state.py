@@ -66,7 +66,8 @@ class Window:
 # DataType enum are filled in; every value is a $n parameter: $1 user, $2 fresh_after (NULL: no
 # records), $3 limit, $4 live_after (NULL: the channel confirms nothing here), $5 refused_before,
 # $6 now, then start and end when the window has them. `w.at` is the channel's confirmation: the
-# newest receipt, when the channel is live and nothing of this user holds it back (SPEC 4.1).
+# newest receipt, when the channel is live and nothing of this user holds it back (SPEC 4.1): a
+# connection not active, an event pending or failed, a failed sync, a backfill not finished.
 _POSTGRES_TEMPLATE = """
 SELECT c.status, s.last_sync_at, s.sync_status, w.at,
        CASE WHEN GREATEST(s.last_sync_at, w.at) > $2 THEN ARRAY(
@@ -82,10 +83,10 @@ LEFT JOIN LATERAL (
       AND (ch.last_refused_at IS NULL OR ch.last_refused_at <= $5::timestamptz)
       AND (ch.suspended_until IS NULL OR ch.suspended_until <= $6::timestamptz)
       AND s.sync_status = 'success' AND c.backfill_pending_since IS NULL
+      AND c.status = 'active'
       AND NOT EXISTS (
           SELECT 1 FROM {events} AS o
           WHERE o.whoop_user_id = c.whoop_user_id AND o.status IN ('pending', 'failed')
-            AND (o.status = 'pending' OR s.last_fetch_at IS NULL OR o.received_at > s.last_fetch_at)
       )
 ) AS w ON true
 WHERE c.user_id = $1
@@ -120,7 +121,6 @@ _STATE = (
         WhoopConnection.status,
         SyncLog.last_sync_at,
         SyncLog.sync_status,
-        SyncLog.last_fetch_at,
         WhoopConnection.backfill_pending_since,
         WhoopConnection.whoop_user_id,
     )
@@ -236,11 +236,11 @@ class ReadStateRepository:
         row = found.first()
         if row is None:
             return None
-        status, last_sync_at, sync_status, last_fetch_at, backfill_due, whoop_user_id = row
+        status, last_sync_at, sync_status, backfill_due, whoop_user_id = row
         channel_at = None
-        if rule is not None:
+        if rule is not None and status == ConnectionStatus.ACTIVE.value:
             channel_at = await self._channel_at(
-                rule, whoop_user_id, sync_status, _utc(last_fetch_at), backfill_due is not None
+                rule, whoop_user_id, sync_status, backfill_due is not None
             )
         state = _state(status, last_sync_at, sync_status, channel_at)
         if fresh_after is None or state.last_sync_at is None or state.last_sync_at <= fresh_after:
@@ -259,7 +259,6 @@ class ReadStateRepository:
         rule: LiveRule,
         whoop_user_id: int,
         sync_status: str | None,
-        last_fetch_at: datetime | None,
         backfill_due: bool,
     ) -> datetime | None:
         """The channel's confirmation of this user's type, or None (the rule of `freshness.py`)."""
@@ -273,6 +272,6 @@ class ReadStateRepository:
             return None
         rows = await self.connection.execute(_OPEN, {"whoop_user_id": whoop_user_id})
         events = [OpenEvent(status, _utc(at) or at) for status, at in rows.all()]
-        if user_held_back(events, sync_status, last_fetch_at, backfill_due):
+        if user_held_back(events, sync_status, backfill_due):
             return None
         return newest

@@ -24,6 +24,7 @@ from common.feed.notify import ChangeNotifier
 from services.api.deps import SessionDep, StateDep, UserDep
 from services.api.errors import ApiError, json_response
 from services.api.schemas import UNAUTHORIZED, Responses, error_example
+from services.api.streams import holding
 
 router = APIRouter(prefix="/api/v1/smart", tags=["change-feed"])
 
@@ -59,6 +60,9 @@ EXPIRED: Responses = {
     410: error_example("cursor_expired", "The cursor is older than the retention window"),
 }
 MALFORMED: Responses = {422: error_example("validation_error", "cursor: not a cursor of this feed")}
+TOO_MANY_STREAMS: Responses = {
+    429: error_example("too_many_streams", "At most 5 event streams may be open at once")
+}
 
 
 def item(change: Change) -> dict[str, Any]:
@@ -135,6 +139,7 @@ async def changes(
         **UNAUTHORIZED,
         **EXPIRED,
         **MALFORMED,
+        **TOO_MANY_STREAMS,
     },
     summary="The user's record changes, live",
 )
@@ -154,8 +159,14 @@ async def events(
         else:
             after = await _start(repo, last_event_id, "header.Last-Event-ID")
     notifier: ChangeNotifier = request.app.state.context.feed.notifier
+    slot = await state.streams.admit(user_id)
+    if slot is None:
+        limit = state.settings.sse_max_per_user
+        message = f"At most {limit} event streams may be open at once; close one first"
+        raise ApiError(429, "too_many_streams", message)
     stream = _stream(state.session_factory, notifier, user_id, after)
-    return EventSourceResponse(stream, ping=HEARTBEAT, send_timeout=SEND_TIMEOUT)
+    admitted = holding(state.streams, user_id, slot, stream)
+    return EventSourceResponse(admitted, ping=HEARTBEAT, send_timeout=SEND_TIMEOUT)
 
 
 async def _stream(

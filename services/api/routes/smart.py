@@ -54,6 +54,10 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,
     **NOT_CONNECTED,
     **VALIDATION,
+    429: error_example(
+        "rate_limited",
+        "Nothing is cached yet: The refresh limit of this user was reached; retry in 42s",
+    ),
     502: error_example(
         "whoop_unavailable",
         "WHOOP sync failed and nothing is cached: Connection timeout from WHOOP API",
@@ -78,7 +82,9 @@ def _read_route(data_type: DataType) -> None:
             raise ApiError(422, "validation_error", "query.start: must be before end")
         query = ReadQuery(data_type, limit, start, end, force_refresh)
         answer = await state.reader.read(user_id, query)
-        return Response(answer.body, answer.status_code, media_type="application/json")
+        return Response(
+            answer.body, answer.status_code, answer.headers, media_type="application/json"
+        )
 
     time_field = "created_at" if data_type is DataType.RECOVERY else "start"
     router.add_api_route(
@@ -132,7 +138,7 @@ async def sync_status(state: StateDep, session: SessionDep, user_id: UserDep) ->
         entry = logs.get(data_type)
         by_channel = None
         if channel.live and data_type in WEBHOOK_TYPES and entry is not None:
-            held = user_held_back(open_events, entry.sync_status, entry.last_fetch_at, backfill_due)
+            held = user_held_back(open_events, entry.sync_status, backfill_due, connection.status)
             by_channel = None if held else channel.last_event_at
         entries[data_type.value] = _type_status(
             entry, settings.threshold_seconds(data_type), reauth, now, by_channel

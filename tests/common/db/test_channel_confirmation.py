@@ -1,13 +1,14 @@
 """What confirms a type (SPEC §4.1), in the read's one statement, on both backends: a live webhook
 channel confirms sleep, recovery and workout at the newest receipt; a quiet channel, a refusal in
-the last hour, a suspension, a user's open event, a failed sync, a pending backfill and cycles
-leave the threshold to rule alone."""
+the last hour, a suspension, a user's open event, a failed sync, a pending backfill, a connection
+that is not active and cycles leave the threshold to rule alone."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +23,7 @@ from common.db.repositories import (
 )
 from common.db.repositories.read_state import CachedRead, ReadStateRepository, Window
 from common.sync.freshness import channel_view, live_rule
-from common.types import DataType, EventStatus, SyncStatus, Trigger
+from common.types import ConnectionStatus, DataType, EventStatus, SyncStatus, Trigger
 from tests.common.db import samples
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -151,18 +152,17 @@ async def test_a_pending_event_of_the_user_holds_confirmation_back(
     assert (await _read(any_session, user)).records is None
 
 
-async def test_a_failed_event_holds_back_until_a_later_fetch(any_session: AsyncSession) -> None:
+async def test_a_failed_event_holds_back_until_it_is_processed(any_session: AsyncSession) -> None:
     user, whoop_user = await _world(any_session)
     await _event(any_session, 424242, NOW - timedelta(minutes=1))
-    # Failed after the last fetch (3 h ago): what it announced may be missing.
     await _event(any_session, whoop_user, NOW - timedelta(hours=1), EventStatus.FAILED)
     assert (await _read(any_session, user)).records is None
-    # A fetch after it covers it again.
+    # A later fetch of another record of the type does not cover what the event announced.
     await SyncLogRepository(any_session).record(
         Attempt(
             user,
             DataType.SLEEP,
-            Trigger.READ,
+            Trigger.WEBHOOK,
             SyncStatus.SUCCESS,
             1,
             NOW - timedelta(minutes=30),
@@ -171,7 +171,31 @@ async def test_a_failed_event_holds_back_until_a_later_fetch(any_session: AsyncS
         )
     )
     await any_session.flush()
+    assert (await _read(any_session, user)).records is None
+    # The event itself processed (a replay): the user is confirmed again.
+    await any_session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.whoop_user_id == whoop_user)
+        .values(status=EventStatus.DONE.value)
+    )
     assert (await _read(any_session, user)).state.confirmed_by == "webhooks"
+
+
+@pytest.mark.parametrize(
+    "status", [ConnectionStatus.REAUTHORIZATION_REQUIRED, ConnectionStatus.REVOKED]
+)
+async def test_a_connection_not_active_is_never_confirmed_by_the_channel(
+    any_session: AsyncSession, status: ConnectionStatus
+) -> None:
+    user, _ = await _world(any_session)
+    await _event(any_session, 424242, NOW - timedelta(minutes=1))  # the channel is live
+    assert (await _read(any_session, user)).state.confirmed_by == "webhooks"
+    await ConnectionRepository(any_session).set_status(user, status)
+    found = await _read(any_session, user)
+    assert found.records is None
+    assert found.state.confirmed_by == "sync"
+    assert found.state.last_sync_at == NOW - timedelta(hours=3)
+    assert found.state.connection_status is status
 
 
 async def test_a_failed_sync_of_the_type_holds_confirmation_back(

@@ -269,9 +269,9 @@ async def test_close_events_share_their_fetches(pipe: Pipeline) -> None:
     pipe.sim.sim.reset_counters()
     for event in events:
         assert await process_webhook_event(pipe.job_ctx(None), event.id) == "done"
-    # The sleep and its cycle once, the recovery once: three calls, not five.
+    # The sleep once, the new night's cycle page once, the recovery once: three calls, not five.
     assert pipe.calls("GET /v2/activity/sleep/{sleepId}") == 1
-    assert pipe.calls("GET /v2/cycle/{cycleId}") == 1
+    assert pipe.calls("GET /v2/cycle") == 1
     assert pipe.calls("GET /v2/cycle/{cycleId}/recovery") == 1
     assert pipe.sim.sim.counters.total == 3
     sleep_id = outcome.events[0][1]
