@@ -84,7 +84,9 @@ def _said(day: DayOutcome) -> DayOutcome:
         f"   economy {day.run.freshness}/{day.run.profile} ({day.run.users} users): "
         f"{day.calls} calls, {day.rate_limited} x 429, {day.announced} versions announced, "
         f"set-up {day.set_up_seconds:.0f} s, day {day.seconds:.0f} s; {day.kinds}; "
-        f"reads {day.sources} {day.stale_reasons}; events {day.events}; {day.why}; "
+        f"reads {day.sources} {day.stale_reasons}; events {day.events}; next hour "
+        f"{day.next_hour}; closed cycles in the feed {len(day.cycle_feed_s)} (max "
+        f"{max(day.cycle_feed_s, default=0):.1f} s), {day.cycle_feed_missing} missing; {day.why}; "
         f"valid: {behind(day) or 'yes'}",
         flush=True,
     )

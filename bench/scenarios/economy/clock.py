@@ -4,11 +4,13 @@ Every duration of a day is divided by one factor: the simulator's clock runs FAC
 and the product's thresholds, liveness window, reconcile interval and inbox sweep are divided by
 it (whole seconds: the factors are chosen to divide them). WHOOP's budget (100 calls a simulated
 minute, 10,000 a simulated day) is enforced by the simulator in windows counted from the day's
-start; whoop-sync is configured with the same 100 and 10,000 and runs with its budget's windows
-FACTOR times shorter (`bench.fastclock`), so that both count on the simulated clock. Its day window
-trails, WHOOP's is fixed: the bench empties the product's day log when the simulated day starts
-(set-up excluded) and again when the next one does. A user's share (12 calls a minute, 150 a day)
-is configured as it ships.
+start; whoop-sync is configured with the same 100 and 10,000 and with
+WHOOPSYNC_BUDGET_TIME_SCALE = FACTOR, which divides its budget's windows (and each user's share's)
+so that both count on the simulated clock. Scaling the limits instead (100 x FACTOR a real minute)
+would not do: the simulator's X-RateLimit-Remaining counts down from 100 each simulated minute, and
+whoop-sync weighs it against its configured per-minute limit. Its day window trails, WHOOP's is
+fixed: the bench empties the product's day log when the simulated day starts (set-up excluded) and
+again when the next one does. A user's share (12 calls a minute, 150 a day) is as it ships.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def scaled(factor: float) -> dict[str, int]:
 
 def budget_settings() -> dict[str, int]:
     """WHOOP's default budget and a user's share, as whoop-sync's settings (the windows they
-    count in are scaled by `bench.fastclock`)."""
+    count in are scaled by WHOOPSYNC_BUDGET_TIME_SCALE)."""
     return {
         "whoop_rate_limit_per_minute": BUDGET_PER_MINUTE,
         "whoop_rate_limit_per_day": BUDGET_PER_DAY,

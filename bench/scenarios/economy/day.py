@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import fastclock
 from bench.connect import connect_users, wait_backfilled
 from bench.infra import (
     Cluster,
@@ -23,6 +22,7 @@ from bench.infra import (
     free_port,
     plain_dsn,
     product_env,
+    start_pipeline,
 )
 from bench.openloop import OpenLoopResult, Planned, run_open_loop
 from bench.scenarios.economy import clock
@@ -110,6 +110,7 @@ async def live_day(run: Run) -> DayOutcome:
                 backfill_days=3,  # as much as an audit's window: a backfill covers what it checks
                 freshness=run.freshness,
                 audit_days=clock.audit_days(run.factor),
+                budget_time_scale=run.factor,
                 **clock.scaled(run.factor),
             ) | product_whoop_env(sim)
             live = _Live(run, procs, SimControl(sim), plain_dsn(db), env, api_port, hook_port)
@@ -130,8 +131,8 @@ async def _start(live: _Live, budget: dict[str, int]) -> Proc:
         for proc in reversed(live.pipeline):
             proc.stop()
     env = live.env | {f"WHOOPSYNC_{k.upper()}": str(v) for k, v in budget.items()}
-    live.pipeline = await fastclock.start_pipeline(
-        live.procs, env, live.run.factor, api_port=live.api_port, hook_port=live.hook_port
+    live.pipeline = await start_pipeline(
+        live.procs, env, api_port=live.api_port, hook_port=live.hook_port
     )
     return live.pipeline[0]
 
