@@ -3,12 +3,11 @@ read answered stale_cache."""
 
 from __future__ import annotations
 
-from services.simulator.config import SimConfig
-from services.simulator.state import Simulator
-
 from bench.loadgen import answer_source
 from bench.scenarios.economy.changes import closed_cycle
 from bench.scenarios.economy.where import classify, reason
+from services.simulator.config import SimConfig
+from services.simulator.state import Simulator
 
 USER = 10001
 # (WHOOP user, type, trigger, started, duration ms), oldest first.
@@ -54,8 +53,14 @@ def test_a_nights_sleep_closes_the_cycle_it_ends() -> None:
     found = closed_cycle(outcome)
     assert found is not None
     cycle_id, sleep_id = found
-    assert "end" in sim.world.data(USER).get("cycle", cycle_id)
-    assert sim.world.data(USER).get("sleep", sleep_id)["cycle_id"] != int(cycle_id)
+    closed, sleep = (
+        sim.world.data(USER).get("cycle", cycle_id),
+        sim.world.data(USER).get("sleep", sleep_id),
+    )
+    assert closed is not None
+    assert sleep is not None
+    assert "end" in closed
+    assert sleep["cycle_id"] != int(cycle_id)
     assert closed_cycle({**outcome, "action": "workout"}) is None
 
 
