@@ -50,11 +50,17 @@ async def connect_users(
                     try:
                         await _connect_one(http, api, tokens[user_id], whoop_id)
                         return
-                    except (RuntimeError, httpx.TransportError):
+                    except (RuntimeError, httpx.TransportError, httpx.HTTPStatusError) as exc:
                         # On a fast simulated clock a code can expire before it is exchanged,
-                        # and a kept-alive connection the server just closed fails once.
-                        if attempt == 2:
+                        # a kept-alive connection the server just closed fails once, and a
+                        # shared database server out of connections answers 500 for a moment.
+                        refused = (
+                            isinstance(exc, httpx.HTTPStatusError)
+                            and not exc.response.is_server_error
+                        )
+                        if attempt == 2 or refused:
                             raise
+                        await asyncio.sleep(1.0 + attempt)
 
         await asyncio.gather(*(one(u, w) for u, w in pairs))
     return tokens

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,9 +98,17 @@ async def run(opts: Options) -> ScenarioResult:
     """The live days, the rest computed; economy.json, economy.png and the README's tables."""
     result = ScenarioResult(4, "Upstream economy")
     plan = runs(opts)
-    days = [_said(await live_day(r)) for r in plan]
+    days = []
+    for day_run in plan:
+        try:
+            days.append(_said(await live_day(day_run)))
+        except Exception as exc:  # one failed day must not cost the others (an hour's run)
+            traceback.print_exc()
+            result.notes.append(f"{day_run.profile}: NOT RUN ({str(exc)[:200]})")
     for day in days:
         result.rows += profile_rows(day)
+    if not days:
+        raise RuntimeError("; ".join(result.notes) or "no economy day ran")
     table, accounts = design_table(days), [day_accounts(d) for d in days]
     chart = write_chart(table, accounts, RESULTS / "economy.png")
     result.details = {
