@@ -95,20 +95,31 @@ def _said(day: DayOutcome) -> DayOutcome:
 
 
 async def run(opts: Options) -> ScenarioResult:
-    """The live days, the rest computed; economy.json, economy.png and the README's tables."""
-    result = ScenarioResult(4, "Upstream economy")
+    """The live days, the rest computed; economy.json, economy.png and the README's tables,
+    written again after each day (a run cut short keeps the days it finished)."""
     plan = runs(opts)
-    days = []
+    days: list[DayOutcome] = []
+    failures: list[str] = []
+    result = ScenarioResult(4, "Upstream economy")
     for day_run in plan:
         try:
             days.append(_said(await live_day(day_run)))
         except Exception as exc:  # one failed day must not cost the others (an hour's run)
             traceback.print_exc()
-            result.notes.append(f"{day_run.profile}: NOT RUN ({str(exc)[:200]})")
+            failures.append(f"{day_run.profile}: NOT RUN ({str(exc)[:200]})")
+        if days:
+            result = _written(plan, days, failures)
+    if not days:
+        raise RuntimeError("; ".join(failures) or "no economy day ran")
+    print(result.details["readme"], flush=True)
+    return result
+
+
+def _written(plan: list[Run], days: list[DayOutcome], failures: list[str]) -> ScenarioResult:
+    """The result of the days so far, written to economy.json and economy.png."""
+    result = ScenarioResult(4, "Upstream economy", notes=list(failures))
     for day in days:
         result.rows += profile_rows(day)
-    if not days:
-        raise RuntimeError("; ".join(result.notes) or "no economy day ran")
     table, accounts = design_table(days), [day_accounts(d) for d in days]
     chart = write_chart(table, accounts, RESULTS / "economy.png")
     result.details = {
@@ -138,7 +149,6 @@ async def run(opts: Options) -> ScenarioResult:
     (RESULTS / "economy.json").write_text(
         json.dumps(result.as_dict(), indent=2, default=str, allow_nan=True) + "\n"
     )
-    print(result.details["readme"], flush=True)
     return result
 
 
