@@ -9,10 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import asyncpg
 import httpx
 
-from bench.infra import JWT_SECRET, Proc
+from bench.infra import JWT_SECRET, Proc, pg_connect
 
 
 def bearer_tokens(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -81,7 +80,7 @@ async def wait_backfilled(
     backfill never started (its enqueue failed: the product finishes those a quarter of an hour
     later, by reconciliation), and the wait goes on.
     """
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     deadline = time.monotonic() + limit
     last, moved = -1, time.monotonic()
     try:

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from bench.infra import pg_connect
+
 TABLES = {"sleep": ("whoop_sleep", "id"), "workout": ("whoop_workout", "id")}
 TABLES["recovery"] = ("whoop_recovery", "cycle_id")
 
@@ -24,7 +26,7 @@ class _Poller:
 
     async def run(self) -> None:
         """Poll until stopped."""
-        conn = await asyncpg.connect(self.dsn)
+        conn = await pg_connect(self.dsn)
         try:
             await self.prepare(conn)
             while not self._stop.is_set():

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
+from bench.infra import pg_connect
 
 # Why each read past its threshold went to WHOOP (webhook types): the channel had been quiet for
 # the liveness window, or the user had an event received and not yet processed (SPEC §4.1).
@@ -74,7 +74,7 @@ async def where_calls_went(
     dsn: str, liveness_seconds: int, since: datetime, until: datetime
 ) -> dict[str, Any]:
     """Sync attempts by trigger, why reads refreshed, how long events waited to be processed."""
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     try:
         refreshes = await conn.fetch(_READ_REFRESHES, float(liveness_seconds), since)
         lags = [float(r[0]) for r in await conn.fetch(_EVENT_LAGS, since, until)]
@@ -94,7 +94,7 @@ async def where_calls_went(
 
 async def left_over(dsn: str, since: datetime, end: datetime, after: datetime) -> dict[str, int]:
     """Events received in the day and unprocessed at its end; processed by `after`; failed."""
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     try:
         row = await conn.fetchrow(_LEFT_OVER, since, end, after)
     finally:
@@ -104,7 +104,7 @@ async def left_over(dsn: str, since: datetime, end: datetime, after: datetime) -
 
 async def sleeps_processed(dsn: str, sleep_ids: list[str]) -> dict[str, float]:
     """When each night's sleep event was first processed (epoch seconds)."""
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     try:
         rows = await conn.fetch(_SLEEPS_PROCESSED, sleep_ids)
     finally:
@@ -117,7 +117,7 @@ async def calls_by_kind(
 ) -> dict[str, Any]:
     """The data calls between `since` and `until` by kind (see `classify`), with the product's
     sync attempts telling what each collection page was for."""
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     try:
         # An attempt started a little before `since` may still be making its calls.
         early = since - timedelta(minutes=5)
