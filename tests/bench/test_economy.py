@@ -3,8 +3,12 @@ read answered stale_cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from bench.loadgen import answer_source
 from bench.scenarios.economy.changes import closed_cycle
+from bench.scenarios.economy.merge import merge
 from bench.scenarios.economy.where import classify, reason
 from services.simulator.config import SimConfig
 from services.simulator.state import Simulator
@@ -77,3 +81,64 @@ def test_a_stale_answer_says_why_and_an_error_its_code() -> None:
     assert answer_source(429, refused) == (None, "rate_limited")
     assert answer_source(200, b'{"metadata":{"source":"cache"}}') == ("cache", None)
     assert reason("retry in 12.5 s, 3 calls") == "retry in N s, N calls"
+
+
+def _part(profile: str, users: int, calls: int) -> dict[str, Any]:
+    """An economy.json of one profile's day, as far as merging reads it."""
+    label = {"app_opens": "app opens", "feed_only": "feed only"}[profile]
+    kinds = {"by-id": calls, "cycle by night": 0, "cycle by read": 0, "audit": 0, "other": 0}
+    return {
+        "number": 4,
+        "title": "Upstream economy",
+        "rows": [{"metric": f"economy [{label}, {users} users]: calls per user-day"}],
+        "notes": [f"{profile} run"],
+        "seconds": 10.0,
+        "details": {
+            "clock": {f"webhooks/{profile}": {"time_factor": 100.0}},
+            "days": {f"webhooks/{profile}": {"calls": calls}},
+            "table": [
+                {
+                    "profile": profile,
+                    "users": users,
+                    "design": "ideal",
+                    "how": "computed",
+                    "calls": calls,
+                    "calls_per_user_day": calls / users,
+                    "ratio_to_ideal": 1.0,
+                    "ratio_to_guide": None,
+                    "users_10k_calls_carry": 10,
+                    "freshness_p50_s": None,
+                    "freshness_p99_s": None,
+                    "stale_cache_reads": None,
+                }
+            ],
+            "accounts": [
+                {
+                    "profile": profile,
+                    "users": users,
+                    "rate_limited_429": 0,
+                    "stale_cache_by_reason": {},
+                    "events_at_day_end": {"pending": 0, "failed": 0},
+                    "five_xx": {"reads": 0, "webhooks": 0},
+                    "calls_by_kind": kinds,
+                    "next_hour": {},
+                    "not_valid": None,
+                }
+            ],
+        },
+    }
+
+
+def test_runs_of_some_profiles_merge_into_one_result(tmp_path: Path) -> None:
+    first = _part("app_opens", 10, 100)
+    merged = merge([first, _part("feed_only", 20, 50), _part("app_opens", 10, 120)], tmp_path)
+    details = merged["details"]
+    assert [a["profile"] for a in details["accounts"]] == ["feed_only", "app_opens"]
+    assert [r["calls"] for r in details["table"]] == [50, 120]
+    assert sorted(details["days"]) == ["webhooks/app_opens", "webhooks/feed_only"]
+    assert [r["metric"].split(":")[0] for r in merged["rows"]] == [
+        "economy [feed only, 20 users]",
+        "economy [app opens, 10 users]",
+    ]
+    assert "| feed only (20) |" in details["readme"]
+    assert (tmp_path / "economy.png").stat().st_size > 0
