@@ -27,14 +27,14 @@ class Options:
     # most the worker must carry (about 17 a second at this factor).
     ECONOMY_FULL = (
         ("app_opens", 1000, 864.0),
-        ("feed_only", 1000, 864.0),
         ("overload", 1500, 1152.0),
+        ("feed_only", 1000, 864.0),
         ("heavy", 250, 576.0),
     )
     ECONOMY_QUICK = (
         ("app_opens", 40, 192.0),
-        ("feed_only", 40, 192.0),
         ("overload", 60, 192.0),
+        ("feed_only", 40, 192.0),
         ("heavy", 10, 192.0),
     )
 
