@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.infra import REDIS_URL
+from bench.infra import REDIS_URL, pg_connect
 from bench.scenarios.economy.plan import BUDGET_PER_DAY, BUDGET_PER_MINUTE, DAY, THRESHOLDS, Run
 
 # The product's per-user share of the budget (SPEC 2), per simulated minute and day.
@@ -72,6 +72,17 @@ def details(run: Run) -> dict[str, Any]:
         "scaled_settings_on_simulated_clock": {k: round(v * factor, 1) for k, v in windows.items()},
         "budget_on_simulated_clock": {"per_minute": BUDGET_PER_MINUTE, "per_day": BUDGET_PER_DAY},
     }
+
+
+async def start_audit_rotation(dsn: str) -> None:
+    """The audit rotation starts with the day. On the fast clock the set-up (many real minutes)
+    lasts simulated days, which the rotation would owe at the day's first pass (an audit of up to
+    every user at once); a real deployment connecting its users owes nothing for them."""
+    conn = await pg_connect(dsn)
+    try:
+        await conn.execute("UPDATE whoop_channel_state SET audit_at = now(), audit_wide = false")
+    finally:
+        await conn.close()
 
 
 async def open_day_budget() -> None:

@@ -156,6 +156,7 @@ async def _set_up(live: _Live) -> float:
     await wait_backfilled(live.dsn, live.run.users, 900, on_stall=connect_again)
     await asyncio.sleep(2)  # the backfills' last writes
     live.tokens = {w: tokens[u] for w, u in app_users.items()}
+    await clock.start_audit_rotation(live.dsn)  # no backlog for the restart's first pass either
     await _start(live, clock.budget_settings())
     return time.monotonic() - began
 
@@ -171,6 +172,7 @@ async def _the_day(live: _Live) -> DayOutcome:
     # The connect flow ran on a real-time clock (codes last 10 minutes); the day runs fast and
     # starts whole: WHOOP's budget at the simulator and whoop-sync's day log both open now.
     await clock.open_day_budget()
+    await clock.start_audit_rotation(live.dsn)
     await ctl.http.post("/_sim/clock", json={"seconds": 6 * HOUR, "speed": run.factor})
     await ctl.reset()
     limits = {"per_minute": BUDGET_PER_MINUTE, "per_day": BUDGET_PER_DAY}
