@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,7 +40,16 @@ TOKEN_KEY = "bXV0dWFsbHktYXNzdXJlZC1iZW5jaC1rZXktMzJieXQ="
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody uses right now, below the ephemeral range (32768 and up on Linux), so
+    that no outgoing connection of a busy machine takes it before the server binds it."""
+    for _ in range(200):
+        port = random.randint(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
