@@ -9,10 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import asyncpg
 import httpx
 
-from bench.infra import JWT_SECRET, Proc
+from bench.infra import JWT_SECRET, Proc, pg_connect
 
 
 def bearer_tokens(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -50,11 +49,17 @@ async def connect_users(
                     try:
                         await _connect_one(http, api, tokens[user_id], whoop_id)
                         return
-                    except (RuntimeError, httpx.TransportError):
+                    except (RuntimeError, httpx.TransportError, httpx.HTTPStatusError) as exc:
                         # On a fast simulated clock a code can expire before it is exchanged,
-                        # and a kept-alive connection the server just closed fails once.
-                        if attempt == 2:
+                        # a kept-alive connection the server just closed fails once, and a
+                        # shared database server out of connections answers 500 for a moment.
+                        refused = (
+                            isinstance(exc, httpx.HTTPStatusError)
+                            and not exc.response.is_server_error
+                        )
+                        if attempt == 2 or refused:
                             raise
+                        await asyncio.sleep(1.0 + attempt)
 
         await asyncio.gather(*(one(u, w) for u, w in pairs))
     return tokens
@@ -75,7 +80,7 @@ async def wait_backfilled(
     backfill never started (its enqueue failed: the product finishes those a quarter of an hour
     later, by reconciliation), and the wait goes on.
     """
-    conn = await asyncpg.connect(dsn)
+    conn = await pg_connect(dsn)
     deadline = time.monotonic() + limit
     last, moved = -1, time.monotonic()
     try:

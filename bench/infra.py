@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,7 +40,16 @@ TOKEN_KEY = "bXV0dWFsbHktYXNzdXJlZC1iZW5jaC1rZXktMzJieXQ="
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody uses right now, below the ephemeral range (32768 and up on Linux), so
+    that no outgoing connection of a busy machine takes it before the server binds it."""
+    for _ in range(200):
+        port = random.randint(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -242,13 +252,26 @@ def plain_dsn(database: str) -> str:
     return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
 
 
+async def pg_connect(dsn: str, attempts: int = 30) -> asyncpg.Connection:
+    """An asyncpg connection, waited for while the shared server is out of connections (other
+    measurements or test runs on the same machine hold them for a while)."""
+    for attempt in range(attempts):
+        try:
+            return await asyncpg.connect(dsn)
+        except asyncpg.exceptions.TooManyConnectionsError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
 @contextlib.asynccontextmanager
 async def bench_database(label: str) -> AsyncIterator[str]:
     """A fresh `whoopsync_bench_*` database migrated to head; dropped afterwards. Yields its name."""
     from common.db.migrate import upgrade_async
 
     name = f"whoopsync_bench_{label}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    admin = await pg_connect(PG_ADMIN_DSN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -257,7 +280,7 @@ async def bench_database(label: str) -> AsyncIterator[str]:
         await upgrade_async(asyncpg_url(name))
         yield name
     finally:
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        admin = await pg_connect(PG_ADMIN_DSN)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

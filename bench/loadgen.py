@@ -7,7 +7,9 @@ The plan is {"base_url", "connections", "requests": [[offset_s, method, path, he
 ones have answered (method POLL: the polling-on-read baseline, paging through a WHOOP
 collection of the simulator until `body` records), over a pool of keep-alive HTTP/1.1 connections (a minimal client on asyncio
 streams: httpx would cost more CPU than the servers under test). The result lists, per request,
-[sent_at (epoch s), latency_s, status, source] where source is the read API's metadata.source, if any.
+[sent_at (epoch s), latency_s, status, source, detail] where source is the read API's
+metadata.source, if any, and detail the reason a `stale_cache` answer gives (metadata.error) or an
+error answer's code.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SOURCE = re.compile(rb'"source":\s*"([a-z_]+)"')
+REASON = re.compile(rb'"error":\s*"((?:[^"\\]|\\.)*)"')
+CODE = re.compile(rb'"code":\s*"([a-z_]+)"')
 Request = tuple[float, str, str, dict[str, str], str | None]
 
 
@@ -113,25 +117,36 @@ async def _poll(
             return status, f"calls:{calls}"
 
 
+def answer_source(status: int, data: bytes) -> tuple[str | None, str | None]:
+    """A read answer's metadata.source, and why: a stale_cache answer's reason, an error's code."""
+    head = data[:200_000]
+    match = SOURCE.search(head) if head else None
+    source = match.group(1).decode() if match else None
+    found = REASON.search(head) if source == "stale_cache" else None
+    if found is None and status >= 300:
+        found = CODE.search(head)
+    return source, json.loads(b'"' + found.group(1) + b'"') if found else None
+
+
 async def _one(pool: asyncio.Queue[Connection], req: Request, out: list[Any], index: int) -> None:
     _, method, path, headers, body = req
     conn = await pool.get()
     sent = time.time()
     started = time.perf_counter()
     source: str | None
+    detail: str | None = None
     try:
         if method == "POLL":
             status, source = await _poll(conn, path, headers, int(body or 30))
         else:
             payload = body.encode() if body else None
             status, data = await conn.request(method, path, headers, payload)
-            match = SOURCE.search(data[:200_000]) if data else None
-            source = match.group(1).decode() if match else None
+            source, detail = answer_source(status, data)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         conn.close()
         conn.writer = None
         status, source = 0, type(exc).__name__
-    out[index] = [sent, time.perf_counter() - started, status, source]
+    out[index] = [sent, time.perf_counter() - started, status, source, detail]
     pool.put_nowait(conn)
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class OpenLoopResult:
     latency_s: list[float] = field(default_factory=list)
     status: list[int] = field(default_factory=list)
     source: list[str | None] = field(default_factory=list)
+    detail: list[str | None] = field(default_factory=list)
 
     def statuses(self) -> dict[str, int]:
         """How many requests got each status (0 = no answer)."""
@@ -34,6 +36,12 @@ class OpenLoopResult:
     def sources(self) -> dict[str, int]:
         """How many read answers came from each metadata.source."""
         return {str(k): v for k, v in Counter(self.source).items()}
+
+    def details(self, wanted: Callable[[int, str | None], bool]) -> list[str | None]:
+        """The details (a stale_cache reason, an error's code) of the answers `wanted` picks by
+        status and source."""
+        picked = zip(self.status, self.source, self.detail, strict=True)
+        return [d for status, source, d in picked if wanted(status, source)]
 
 
 async def run_open_loop(
@@ -62,9 +70,10 @@ async def run_open_loop(
         data: dict[str, Any] = json.loads(result_path.read_text())
     result = OpenLoopResult(data["started_at"], data["max_slip_s"])
     for row in data["results"]:
-        sent, latency, status, source = row if row is not None else (0.0, 0.0, 0, "unsent")
+        sent, latency, status, source, *rest = row or (0.0, 0.0, 0, "unsent")
         result.sent_at.append(sent)
         result.latency_s.append(latency)
         result.status.append(status)
         result.source.append(source)
+        result.detail.append(rest[0] if rest else None)
     return result

@@ -75,12 +75,43 @@ async def faults(request: Request) -> Response:
 
 
 async def counters(request: Request) -> Response:
-    """GET reads the call counters, DELETE zeroes them."""
+    """GET reads the call counters (with the budget's day use and the webhook receiver's answers
+    by status), DELETE zeroes them."""
     sim = sim_of(request)
     if request.method == "DELETE":
         sim.reset_counters()
         return Response(status_code=204)
-    return json_response(sim.counters.as_json())
+    body = sim.counters.as_json()
+    body["day_used"] = sim.limiter.day_used
+    body["webhook_answers"] = dict(sim.webhooks.answers)
+    return json_response(body)
+
+
+async def rate_limit(request: Request) -> Response:
+    """GET: the budget and its use; POST {"per_minute": N, "per_day": M}: a new budget, with
+    windows counted from now (a measurement's set-up unbounded, its day under WHOOP's budget)."""
+    limiter = sim_of(request).limiter
+    if request.method == "POST":
+        body = await read_json(request)
+        given = {k: body.get(k) for k in ("per_minute", "per_day")}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in given.values()):
+            return error(400, "per_minute and per_day must be positive integers")
+        limiter.per_minute, limiter.per_day = int(body["per_minute"]), int(body["per_day"])
+        limiter.reset()
+    return json_response(
+        {
+            "per_minute": limiter.per_minute,
+            "per_day": limiter.per_day,
+            "minute_used": limiter.minute_used,
+            "day_used": limiter.day_used,
+        }
+    )
+
+
+async def calls(request: Request) -> Response:
+    """GET: the data API calls since the last reset, oldest first, each [real epoch seconds,
+    endpoint, WHOOP user id or null, status] (for a measurement to say what each call was for)."""
+    return json_response({"calls": list(sim_of(request).counters.calls)})
 
 
 async def reset(request: Request) -> Response:
@@ -168,6 +199,8 @@ def routes() -> list[Route]:
         Route("/_sim/clock", clock, methods=["GET", "POST"]),
         Route("/_sim/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/counters", counters, methods=["GET", "DELETE"]),
+        Route("/_sim/calls", calls, methods=["GET"]),
+        Route("/_sim/rate-limit", rate_limit, methods=["GET", "POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
         Route("/_sim/scenario/step", step, methods=["POST"]),
         Route("/_sim/oauth/deny", deny, methods=["POST"]),

@@ -12,7 +12,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.simulator.limits import MINUTE_MS
 from services.simulator.oauth import Grant
 from services.simulator.state import Simulator
 
@@ -78,7 +77,7 @@ def gated(template: str, *, limited: bool) -> Callable[[Endpoint], Endpoint]:
     def wrap(handler: Endpoint) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             sim = sim_of(request)
-            minute = sim.clock.now_ms() // MINUTE_MS if limited else None
+            minute = sim.limiter.minute_of(sim.clock.now_ms()) if limited else None
             sim.counters.record(template, minute)
             headers: dict[str, str] = {}
             response: Response | None = None
@@ -94,6 +93,9 @@ def gated(template: str, *, limited: bool) -> Callable[[Endpoint], Endpoint]:
                 response = await handler(request)
                 response.headers.update(headers)
             sim.counters.by_status[response.status_code] += 1
+            if limited:
+                user_id = getattr(request.state, "whoop_user_id", None)
+                sim.counters.answered(template, user_id, response.status_code)
             return response
 
         return endpoint
@@ -115,4 +117,5 @@ def bearer(request: Request, sim: Simulator, scope: str | None) -> Grant | Respo
     if scope is not None and scope not in grant.scope.split():
         return error(401, f"token lacks scope {scope}")
     sim.counters.by_user[grant.user_id] += 1
+    request.state.whoop_user_id = grant.user_id
     return grant

@@ -78,13 +78,15 @@ class Simulator:
         self.world.connected.discard(user_id)
 
     def reset_counters(self) -> None:
-        """Zero the call counters."""
+        """Zero the call counters and the webhook receiver's answers."""
         self.counters = Counters()
+        self.webhooks.answers.clear()
 
     def reset(self) -> None:
-        """Clear faults, counters and rate windows (data, tokens and connections stay)."""
+        """Clear faults, counters and rate windows (data, tokens and connections stay); the new
+        rate windows are counted from now."""
         self.faults.clear()
-        self.counters = Counters()
+        self.reset_counters()
         self.limiter.reset()
         self.deny_next = 0
 

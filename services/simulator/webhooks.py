@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,6 +73,8 @@ class WebhookSender:
     loss: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     log: deque[Delivery] = field(default_factory=lambda: deque(maxlen=10_000))
+    # The receiver's answer to every delivery attempt, by status ("error": no answer).
+    answers: Counter[str] = field(default_factory=Counter)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _gate: asyncio.Semaphore | None = None
     _http: httpx.AsyncClient | None = None
@@ -148,6 +150,8 @@ class WebhookSender:
             response = await self._http.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             delivery.last_status, delivery.last_error = None, type(exc).__name__
+            self.answers["error"] += 1
             return False
         delivery.last_status, delivery.last_error = response.status_code, None
+        self.answers[str(response.status_code)] += 1
         return 200 <= response.status_code < 300

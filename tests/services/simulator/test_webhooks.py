@@ -114,6 +114,11 @@ async def test_delivery_succeeds_after_transient_failures(
     await _settle(sim)
     assert len(receiver.received) == 3
     assert sim.webhooks.log[-1].status == "delivered"
+    # The counters say how the receiver answered each attempt, 5xx included.
+    answers = (await client.get("/_sim/counters")).json()["webhook_answers"]
+    assert answers == {"500": 1, "502": 1, "204": 1}
+    await client.post("/_sim/reset")
+    assert (await client.get("/_sim/counters")).json()["webhook_answers"] == {}
 
 
 async def test_transport_errors_are_retried(sim_config: SimConfig) -> None:
