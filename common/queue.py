@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from arq import Retry
@@ -30,6 +30,9 @@ from redis.asyncio import BlockingConnectionPool
 
 from common import tracing
 from common.config import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -116,14 +119,21 @@ class ArqQueue:
         await self.enqueue_many(job_name, [args], _defer_by=_defer_by)
 
     async def enqueue_many(
-        self, job_name: str, args_list: Sequence[tuple[Any, ...]], _defer_by: float | None = None
+        self,
+        job_name: str,
+        args_list: Sequence[tuple[Any, ...]],
+        _defer_by: float | None = None,
+        *,
+        parents: Sequence[Context | None] | None = None,
     ) -> None:
         """Add one job per arguments tuple, all in one round trip (a burst of webhooks); each
-        carries its own producer span's context when tracing."""
+        carries its own producer span's context when tracing, that span under the job's entry of
+        `parents` (its submitter's `tracing.current()`) when given."""
         jobs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-        for args in args_list:
+        for index, args in enumerate(args_list):
             job_id = uuid.uuid4().hex
-            with tracing.producer(job_name, "arq", job_id) as carrier:
+            parent = None if parents is None else parents[index]
+            with tracing.producer(job_name, "arq", job_id, parent) as carrier:
                 jobs.append((job_id, args, {tracing.TRACE_KEY: carrier} if carrier else {}))
         try:
             async with asyncio.timeout(self.timeout):

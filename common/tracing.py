@@ -7,7 +7,8 @@ through the official instrumentations (FastAPI/ASGI, SQLAlchemy, Redis, httpx) p
 - the queue hop, per the messaging conventions: the enqueue is a PRODUCER span (`send JOB`) whose
   context travels with the job (the `_trace` keyword of an arq job, a field of an in-process one),
   and the job a CONSUMER span (`process JOB`) under it, so one trace follows a webhook from its
-  receipt through its job, the WHOOP calls and the writes to its push;
+  receipt through its job, the WHOOP calls and the writes to its push; work handed to another
+  task (an enqueue in a batch, a push sender) carries its caller's context (`current`, `within`);
 - each WHOOP call (`WHOOP GET /v2/...`), each guarded upsert, each push to the app's backend.
 """
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Tracer
@@ -30,12 +32,14 @@ __all__ = [
     "TRACE_KEY",
     "configure",
     "consumer",
+    "current",
     "enabled",
     "instrument_app",
     "instrument_engine",
     "producer",
     "shutdown",
     "span",
+    "within",
 ]
 
 # The keyword under which an arq job carries its producer's context (W3C trace context headers).
@@ -132,6 +136,36 @@ def span(name: str, *, client: bool = False, **attributes: Any) -> AbstractConte
     return _State.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
 
+def current() -> Context | None:
+    """The caller's trace context, to carry to work done in another task (a batch, a sender);
+    None when off or when no span is current."""
+    if _State.tracer is None:
+        return None
+    from opentelemetry import context, trace
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return context.get_current()
+
+
+def within(carried: Context | None) -> AbstractContextManager[Any]:
+    """Run a block in a context `current` returned elsewhere; no-op for None."""
+    if carried is None:
+        return _OFF
+    return _attached(carried)
+
+
+@contextlib.contextmanager
+def _attached(carried: Context) -> Iterator[None]:
+    from opentelemetry import context
+
+    token = context.attach(carried)
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
 def _messaging(operation: str, system: str, job: str, message_id: str) -> dict[str, Any]:
     return {
         "messaging.system": system,
@@ -143,21 +177,26 @@ def _messaging(operation: str, system: str, job: str, message_id: str) -> dict[s
 
 
 def producer(
-    job: str, system: str, message_id: str
+    job: str, system: str, message_id: str, parent: Context | None = None
 ) -> AbstractContextManager[dict[str, str] | None]:
-    """The PRODUCER span of an enqueue; yields the context to carry with the job (None when off)."""
+    """The PRODUCER span of an enqueue, under `parent` (from `current`) when given, else the
+    current context; yields the context to carry with the job (None when off)."""
     if _State.tracer is None:
         return _OFF
-    return _produce(_State.tracer, job, system, message_id)
+    return _produce(_State.tracer, job, system, message_id, parent)
 
 
 @contextlib.contextmanager
-def _produce(tracer: Tracer, job: str, system: str, message_id: str) -> Iterator[dict[str, str]]:
+def _produce(
+    tracer: Tracer, job: str, system: str, message_id: str, parent: Context | None
+) -> Iterator[dict[str, str]]:
     from opentelemetry.propagate import inject
     from opentelemetry.trace import SpanKind
 
     attributes = _messaging("send", system, job, message_id)
-    with tracer.start_as_current_span(f"send {job}", kind=SpanKind.PRODUCER, attributes=attributes):
+    with tracer.start_as_current_span(
+        f"send {job}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+    ):
         carrier: dict[str, str] = {}
         inject(carrier)
         yield carrier

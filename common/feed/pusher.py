@@ -6,7 +6,9 @@ and send each one's queue in order (`common.feed.push.deliver_user`). So however
 app's receiver is, it holds at most these slots and no job slot, no pooled database connection
 during a POST, and memory for at most `MAX_WAITING` users: a wanted user beyond that is dropped
 here and found again in the database by the `push_due` cron. A user is wanted once however often
-it is woken (no duplicate work), and one slot at a time sends a given user's queue.
+it is woken (no duplicate work), and one slot at a time sends a given user's queue. With tracing
+on, a user's sending runs in the trace context of its latest waker (the drain after an event job's
+commit), so the push sits in that webhook's trace.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from common import tracing
 from common.feed.push import deliver_user
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from common.sync.context import SyncContext
 
 log = structlog.get_logger(__name__)
@@ -50,6 +55,7 @@ class Pusher:
         self._order = itertools.count()
         self._active: set[uuid.UUID] = set()
         self._again: set[uuid.UUID] = set()  # woken while a slot sends them: look once more
+        self._traces: dict[uuid.UUID, Context] = {}  # tracing on: each wanted user's latest waker
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -66,19 +72,27 @@ class Pusher:
     def wake(self, user_ids: Iterable[uuid.UUID], delay: float = 0.0) -> None:
         """Want these users' queues sent, after `delay` seconds (an earlier wish stands)."""
         due = time.monotonic() + max(0.0, delay)
+        trace = tracing.current()
         for user_id in user_ids:
             if user_id in self._active and delay <= 0:
                 self._again.add(user_id)
+                self._traced(user_id, trace)
                 continue
             known = self._when.get(user_id)
             if known is not None and known <= due:
+                self._traced(user_id, trace)
                 continue
             if known is None and len(self._when) >= self.max_waiting:
                 self.dropped += 1  # still pending in the database: the due cron brings it back
                 continue
+            self._traced(user_id, trace)
             self._when[user_id] = due
             heapq.heappush(self._heap, (due, next(self._order), user_id))
         self._wake.set()
+
+    def _traced(self, user_id: uuid.UUID, trace: Context | None) -> None:
+        if trace is not None:
+            self._traces[user_id] = trace
 
     def _take(self) -> tuple[uuid.UUID | None, float | None]:
         """The earliest due waiting user, or (None, when the next one is due)."""
@@ -110,7 +124,8 @@ class Pusher:
                 continue
             self._active.add(user_id)
             try:
-                await deliver_user(self.sync, self, user_id)
+                with tracing.within(self._traces.pop(user_id, None)):
+                    await deliver_user(self.sync, self, user_id)
             except Exception as exc:  # the database away: the due cron brings the user back
                 log.warning("app_push.send_failed", error=type(exc).__name__)
             finally:

@@ -11,10 +11,12 @@ enqueued only when new, and a hand-off the queue refused is taken back for the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from common import tracing
 from common.batching import Batcher
 from common.db.repositories.inbox_batch import InboxBatchWriter, NewEvent
 from common.db.resilient import run_once_more
@@ -22,6 +24,9 @@ from common.queue import ArqQueue, Queue, QueueUnavailable
 from common.sync.events import is_known
 from common.sync.inbox import PROCESS_EVENT
 from common.types import EventStatus
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 __all__ = ["Intake"]
 
@@ -42,7 +47,9 @@ class Intake:
         self._records: Batcher[NewEvent, int | None] = Batcher(
             self._record, max_size=MAX_BATCH, max_in_flight=IN_FLIGHT
         )
-        self._handoffs: Batcher[int, bool] = Batcher(
+        # Each hand-off carries its request's trace context (None when off): the batch is sent
+        # from the batcher's task, and each job's producer span belongs under its own request.
+        self._handoffs: Batcher[tuple[int, Context | None], bool] = Batcher(
             self._hand_off, max_size=MAX_BATCH, max_in_flight=IN_FLIGHT
         )
 
@@ -66,7 +73,7 @@ class Intake:
 
     async def hand_off(self, event_id: int) -> bool:
         """Enqueue a recorded event; False when the queue refused (the sweeper enqueues it)."""
-        return await self._handoffs.submit(event_id)
+        return await self._handoffs.submit((event_id, tracing.current()))
 
     async def _record(self, events: Sequence[NewEvent]) -> list[int | None]:
         async def insert(connection: AsyncConnection) -> list[int | None]:
@@ -76,14 +83,19 @@ class Intake:
         # more (ON CONFLICT makes a repeat harmless).
         return await run_once_more(self.engine, insert)
 
-    async def _hand_off(self, event_ids: Sequence[int]) -> list[bool]:
+    async def _hand_off(self, handoffs: Sequence[tuple[int, Context | None]]) -> list[bool]:
         assert self.queue is not None  # only events noted as handed off come here
+        event_ids = [event_id for event_id, _ in handoffs]
         try:
             if isinstance(self.queue, ArqQueue):
-                await self.queue.enqueue_many(PROCESS_EVENT, [(i,) for i in event_ids])
+                parents = [parent for _, parent in handoffs]
+                await self.queue.enqueue_many(
+                    PROCESS_EVENT, [(i,) for i in event_ids], parents=parents
+                )
             else:
-                for event_id in event_ids:
-                    await self.queue.enqueue(PROCESS_EVENT, event_id)
+                for event_id, parent in handoffs:
+                    with tracing.within(parent):
+                        await self.queue.enqueue(PROCESS_EVENT, event_id)
         except QueueUnavailable as exc:
             log.warning("inbox.enqueue_failed", count=len(event_ids), error=str(exc))
         else:
