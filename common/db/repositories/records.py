@@ -344,7 +344,7 @@ class RecordRepository:
         to another account: a later link of this one backfills it afresh); each removal is a
         `deleted` change. How many went."""
         table = self.kind.table
-        return len(await self._remove(user_id, table.c.whoop_user_id == whoop_user_id))
+        return len(await self._remove(user_id, utcnow(), table.c.whoop_user_id == whoop_user_id))
 
     async def forget_deletions(self, user_id: uuid.UUID) -> int:
         """Drop this user's tombstones (a user who links WHOOP again after a purge gets the

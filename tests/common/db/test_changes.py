@@ -83,7 +83,7 @@ async def test_every_deleted_change_carries_its_tombstones_time(any_session: Asy
     await sleeps.delete(user, uuid.UUID(sleep["id"]))
     await workouts.delete_all(user)
     deleted = await _drained(any_session, user, before[-1].seq)
-    assert sorted(c.data_type for c in deleted) == ["recovery", "sleep", "workout", "workout"]
+    assert sorted(str(c.data_type) for c in deleted) == ["recovery", "sleep", "workout", "workout"]
     tombstones: dict[str, Any] = {
         "recovery": RecoveryTombstone,
         "sleep": SleepTombstone,
@@ -92,6 +92,8 @@ async def test_every_deleted_change_carries_its_tombstones_time(any_session: Asy
     for change in deleted:
         assert change.action == "deleted"
         assert change.updated_at is not None
+        assert change.data_type is not None
+        assert change.record_id is not None
         key = sleep["id"] if change.data_type == "recovery" else change.record_id
         tombstone = await any_session.get(tombstones[change.data_type], uuid.UUID(key))
         assert tombstone is not None

@@ -25,6 +25,7 @@ from common.db.models import WhoopConnection
 from common.db.repositories import RecordRepository, SyncLogRepository
 from common.db.types import utcnow
 from common.feed.push import deliver_user
+from common.feed.pusher import Pusher
 from common.sync.backfill import MAX_FAILURES, restart_failed
 from common.types import DataType
 from common.whoop.errors import WhoopReauthorizationRequired
@@ -179,7 +180,7 @@ async def test_lifecycle_changes_reach_changes_sse_and_pushes(
     assert streamed == names
 
     received = whoop.post(RECEIVER).respond(204)
-    assert await deliver_user(context, None, user) == len(changes)
+    assert await deliver_user(context, Pusher(context), user) == len(changes)
     assert [orjson.loads(c.request.content)["type"] for c in received.calls] == names
 
 
