@@ -52,7 +52,7 @@ def _kinds_panel(ax: Any, accounts: list[dict[str, Any]]) -> None:
     for x, account in enumerate(accounts):
         allowed = BUDGET_PER_DAY / account["users"]
         ax.hlines(allowed, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
-        ax.annotate(f"budget {allowed:g}", (x, allowed), ha="center", va="bottom", fontsize=7)
+        ax.annotate(f"budget {allowed:.3g}", (x, allowed), ha="center", va="bottom", fontsize=7)
     ax.set_ylabel("whoop-sync calls per user-day")
     ax.set_title("whoop-sync's calls by kind, budget enforced (dashed: 10,000 / users)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
