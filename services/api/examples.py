@@ -50,6 +50,14 @@ CONNECTION = {
     "whoop_user_id": 10129,
     "scopes": ["read:recovery", "read:cycles", "read:sleep", "read:workout", "offline"],
     "status": "active",
+    "backfill": {
+        "status": "running",
+        "days": 30,
+        "started_at": "2026-12-01T09:00:01+00:00",
+        "finished_at": None,
+        "records": {"recovery": 12, "sleep": 14, "cycle": 13, "workout": 5},
+        "error": None,
+    },
 }
 
 
