@@ -59,8 +59,9 @@ class PgBouncer:
                     f"default_pool_size = {self.pool_size}",
                     "max_client_conn = 1000",
                     # A server that is away fails a waiting client within seconds (the processes
-                    # answer 503) and is tried again every second once it is back.
-                    "query_wait_timeout = 5",
+                    # answer 503) and is tried again every second once it is back. Shorter than the
+                    # restart drill's 4 s outage, so that the outage is seen and not waited out.
+                    "query_wait_timeout = 3",
                     "server_login_retry = 1",
                     "server_connect_timeout = 2",
                     f"logfile = {self.directory / 'pgbouncer.log'}",
