@@ -77,6 +77,9 @@ async def _populate(
     async with state_of(app).session_factory() as session:
         workouts = RecordRepository(session, DataType.WORKOUT)
         [gone] = await workouts.read(user, limit=1)
+        # End the read first: on SQLite a read transaction that then writes cannot wait for the
+        # drain that the seed's commit started, and fails at once ("database is locked").
+        await session.commit()
         await workouts.delete(user, uuid.UUID(gone["id"]))
         for _ in range(2):
             await session.execute(
