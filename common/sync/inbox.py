@@ -11,14 +11,13 @@ tries ran out for a passing reason is parked until the reconciliation pass gives
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.db.repositories import WebhookEventRepository
-from common.db.repositories.webhook_events import InboxWriter
+from common.db.repositories.webhook_events import ClaimedRow, InboxWriter
 from common.db.resilient import run_once_more
 from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable
@@ -41,17 +40,8 @@ log = structlog.get_logger(__name__)
 PROCESS_EVENT = "process_webhook_event"
 
 
-@dataclass(frozen=True)
-class ClaimedEvent:
-    """A pending event a job is about to process."""
-
-    id: int
-    trace_id: str
-    event_type: str
-    whoop_user_id: int
-    record_id: str
-    received_at: datetime
-    attempts: int
+# A pending event leased to a job, with its connection as the claim read it.
+ClaimedEvent = ClaimedRow
 
 
 class Inbox:
@@ -61,25 +51,11 @@ class Inbox:
         self.events = WebhookEventRepository(session)
 
     async def claim(self, event_id: int, holder: str, lease_seconds: float) -> ClaimedEvent | None:
-        """Lease a pending event to `holder` and count an attempt; None when it is gone, closed,
-        or leased to another job."""
-        # Write first, then read inside the same write transaction: on SQLite a read that turns
-        # into a write can meet a stale snapshot and fail at once; a first write waits its turn.
+        """Lease a pending event to `holder` and count an attempt, in one statement that also
+        reads the event's connection; None when it is gone, closed, or leased to another job."""
         now = utcnow()
-        until = now + timedelta(seconds=lease_seconds)
-        if not await self.events.claim(event_id, holder, until, now):
-            return None
-        event = await self.events.get(event_id)
-        if event is None:
-            return None
-        return ClaimedEvent(
-            event.id,
-            event.trace_id,
-            event.event_type,
-            event.whoop_user_id,
-            event.record_id,
-            event.received_at,
-            event.attempts,
+        return await self.events.claim(
+            event_id, holder, now + timedelta(seconds=lease_seconds), now
         )
 
     async def extend_all(self, held: dict[int, str], lease_seconds: float) -> None:

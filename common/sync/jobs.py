@@ -21,16 +21,18 @@ from typing import Any
 
 import structlog
 from arq import Retry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.config import Settings
 from common.db.resilient import is_outage
 from common.db.types import utcnow
 from common.feed.jobs import deliver_app, drain_changes, push_due
 from common.feed.push import DELIVER_APP
+from common.locks import LockTimeout
 from common.metrics import JOBS as JOB_METRIC
 from common.metrics import RECONCILE_LAST_PASS
 from common.queue import JobSpec, Queue, QueueUnavailable
-from common.ratelimit import Priority
+from common.ratelimit import DEFAULT_MAX_WAIT, Priority
 from common.sync.backlog import BACKLOG_TICK_SECONDS, count_backlog
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
@@ -40,7 +42,9 @@ from common.sync.reconcile import RECONCILE_WINDOW, reconcile, refetch_all_pendi
 from common.sync.retention import prune
 from common.sync.tokens import refresh_expiring
 from common.types import DataType, EventStatus, Trigger
+from common.whoop.client import DEFAULT_TIMEOUT
 from common.whoop.errors import WhoopError, WhoopRateLimited
+from common.whoop.retry import RetryPolicy
 
 __all__ = ["CRONS", "JOBS", "CronSpec", "backoff", "job_context"]
 
@@ -60,6 +64,21 @@ UNSENT_GRACE = timedelta(seconds=1)
 # before enqueueing, and the processes' clocks may differ a little.
 HANDOFF_SLACK = timedelta(seconds=5)
 TOKEN_REFRESH_AHEAD = timedelta(minutes=15)
+# One user's events are handled one at a time. The holder renews its short lease while it works,
+# so a worker that dies (SIGKILL, lost machine) holds the user's next events back for seconds, not
+# for a minute of every job slot waiting on it.
+EVENT_LOCK_LEASE = 6.0
+EVENT_LOCK_WAIT = 10.0
+# An event's job may not be stopped by its own timeout with its records fetched: the timeout
+# covers the most an event can spend on WHOOP (a new night's recovery: three calls, each with
+# every retry waiting out the whole budget wait and its request timeout, and the retries' own
+# bound), the wait for the user's lock and a token refresh's.
+_CALL_SECONDS = (
+    RetryPolicy().attempts
+    * (DEFAULT_MAX_WAIT[Priority.ANNOUNCED] + float(DEFAULT_TIMEOUT.read or 10.0))
+    + RetryPolicy().total_seconds
+)
+EVENT_TIMEOUT = 3 * _CALL_SECONDS + EVENT_LOCK_WAIT + 60
 
 
 def job_context(sync: SyncContext, queue: Any = None) -> dict[str, Any]:
@@ -146,27 +165,6 @@ async def _release(sync: SyncContext, event_id: int, holder: str) -> None:
         log.warning("event.release_failed", event_id=event_id, error=type(exc).__name__)
 
 
-async def _defer(ctx: dict[str, Any], event_id: int, outcome: EventOutcome) -> str:
-    """No budget (ours or WHOOP's): a new job after the reset, the try taken back."""
-    sync: SyncContext = ctx["sync"]
-    delay = backoff(1, outcome.error)
-    ticket = f"{event_id}:{uuid.uuid4().hex[:16]}"
-    await _hold(sync, event_id, ticket, delay, outcome.reason or "rate limited", attempt=False)
-    try:
-        await ctx["queue"].enqueue(PROCESS_EVENT, event_id, ticket, _defer_by=delay)
-    except QueueUnavailable as exc:  # the lease ends after the wait, then the sweeper enqueues it
-        log.warning("event.defer_failed", event_id=event_id, error=str(exc))
-    JOB_METRIC.labels(PROCESS_EVENT, "deferred").inc()
-    log.info("event.deferred", event_id=event_id, seconds=round(delay, 1))
-    return "deferred"
-
-
-async def _close(sync: SyncContext, event_id: int, outcome: EventOutcome) -> None:
-    async with sync.session_factory() as session:
-        await Inbox(session).close(event_id, outcome)
-        await session.commit()
-
-
 async def _park(sync: SyncContext, event_id: int, error: str) -> str:
     async with sync.session_factory() as session:
         await Inbox(session).park(event_id, error[:500])
@@ -179,7 +177,8 @@ async def _park(sync: SyncContext, event_id: int, error: str) -> str:
 async def _retry_or_park(
     sync: SyncContext, event_id: int, holder: str, job_try: int, error: str, cause: Any, last: bool
 ) -> str:
-    """A passing failure: another try after a back-off, or, after the last, parked."""
+    """A passing failure outside the write (the database away): another try after a back-off,
+    or, after the last, parked."""
     if last:
         return await _park(sync, event_id, error)
     delay = backoff(job_try, cause, sync.settings.retry_backoff_scale)
@@ -187,6 +186,88 @@ async def _retry_or_park(
     JOB_METRIC.labels(PROCESS_EVENT, "retried").inc()
     log.info("event.retrying", event_id=event_id, error=error, job_try=job_try)
     raise Retry(defer=delay)
+
+
+@dataclass
+class _Fate:
+    """What becomes of a claimed event, decided from its outcome and written in the same
+    transaction as its records (`settle`); what is left to do once that commits (`then`)."""
+
+    ctx: dict[str, Any]
+    event_id: int
+    holder: str
+    job_try: int
+    last: bool
+    result: str = "success"
+    delay: float | None = None
+    ticket: str | None = None
+
+    async def settle(self, session: AsyncSession, outcome: EventOutcome) -> None:
+        inbox, settings = Inbox(session), self.ctx["sync"].settings
+        error = outcome.reason or "failed"
+        if outcome.status is EventStatus.FAILED and isinstance(outcome.error, WhoopRateLimited):
+            # No budget (ours or WHOOP's): a new job after the reset, the try taken back.
+            self.result, self.delay = "deferred", backoff(1, outcome.error)
+            self.ticket = f"{self.event_id}:{uuid.uuid4().hex[:16]}"
+            lease = self.delay + settings.inbox_lease_seconds
+            await inbox.hold(self.event_id, self.ticket, lease, error, attempt=False)
+        elif outcome.status is EventStatus.FAILED and outcome.retryable and self.last:
+            self.result = "parked"
+            await inbox.park(self.event_id, error[:500])
+        elif outcome.status is EventStatus.FAILED and outcome.retryable:
+            self.result = "retried"
+            self.delay = backoff(self.job_try, outcome.error, settings.retry_backoff_scale)
+            lease = self.delay + settings.inbox_lease_seconds
+            await inbox.hold(self.event_id, self.holder, lease, error, attempt=True)
+        else:
+            self.result = "failed" if outcome.status is EventStatus.FAILED else "success"
+            await inbox.close(self.event_id, outcome)
+
+    async def then(self, outcome: EventOutcome, log_: Any) -> str:
+        JOB_METRIC.labels(PROCESS_EVENT, self.result).inc()
+        if self.result == "deferred":
+            assert self.delay is not None
+            try:
+                await self.ctx["queue"].enqueue(
+                    PROCESS_EVENT, self.event_id, self.ticket, _defer_by=self.delay
+                )
+            except QueueUnavailable as exc:  # the lease ends after the wait, then the sweep
+                log_.warning("event.defer_failed", error=str(exc))
+            log_.info("event.deferred", seconds=round(self.delay, 1))
+            return "deferred"
+        if self.result == "parked":
+            log_.warning("event.parked", error=outcome.reason)
+            return "parked"
+        if self.result == "retried":
+            log_.info("event.retrying", error=outcome.reason, job_try=self.job_try)
+            raise Retry(defer=self.delay)
+        log_.info("event.processed", status=outcome.status.value, reason=outcome.reason)
+        return outcome.status.value
+
+
+@asynccontextmanager
+async def _one_at_a_time(sync: SyncContext, claimed: ClaimedEvent) -> AsyncIterator[None]:
+    """One user's events are handled one at a time across processes (SPEC 4: close events share
+    their fetches; an update and a delete of one record never overlap). A holder that takes
+    long is waited for EVENT_LOCK_WAIT, then gone ahead of (at worst fetching twice)."""
+    if claimed.connection is None:
+        yield
+        return
+    acquired = False
+    try:
+        async with sync.locks.lock(
+            f"events:{claimed.connection.user_id}",
+            timeout=EVENT_LOCK_LEASE,
+            blocking_timeout=EVENT_LOCK_WAIT,
+            keep_alive=True,
+        ):
+            acquired = True
+            yield
+    except LockTimeout:
+        if acquired:
+            raise
+        log.info("event.lock_busy", user_id=str(claimed.connection.user_id))
+        yield
 
 
 async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str = "") -> str:
@@ -211,23 +292,32 @@ async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str 
 
 
 async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int) -> str:
+    """Claim (one statement, committed), fetch (no transaction open), one write (the records,
+    their changes, the sync log and the event's fate, committed together)."""
     sync: SyncContext = ctx["sync"]
     holder = ticket or str(ctx.get("job_id") or uuid.uuid4().hex)
     claimed = await _claim(sync, event_id, holder)
     if claimed is None:
         return "skipped"
     last = job_try >= EVENT_TRIES or claimed.attempts >= POISON_ATTEMPTS
+    fate = _Fate(ctx, event_id, holder, job_try, last)
     log_ = log.bind(event_id=event_id, trace_id=claimed.trace_id, event_type=claimed.event_type)
     try:
-        async with _leases(sync).keep(event_id, holder), sync.session_factory() as session:
+        async with (
+            _leases(sync).keep(event_id, holder),
+            _one_at_a_time(sync, claimed),
+            sync.session_factory() as session,
+        ):
             outcome = await sync.service(session).handle_event(
                 claimed.event_type,
                 claimed.whoop_user_id,
                 claimed.record_id,
                 received_at=claimed.received_at,
+                connection=claimed.connection,
+                settle=fate.settle,
             )
             await session.commit()
-    except asyncio.CancelledError:  # stopped (shutdown, timeout): give the event back now
+    except asyncio.CancelledError:  # stopped (shutdown): give the event back now
         await _release(sync, event_id, holder)
         raise
     except Exception as exc:
@@ -246,16 +336,7 @@ async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int
             await session.commit()
         JOB_METRIC.labels(PROCESS_EVENT, "failed").inc()
         return "failed"
-    if outcome.status is EventStatus.FAILED and isinstance(outcome.error, WhoopRateLimited):
-        return await _defer(ctx, event_id, outcome)
-    if outcome.status is EventStatus.FAILED and outcome.retryable:
-        error = outcome.reason or "failed"
-        return await _retry_or_park(sync, event_id, holder, job_try, error, outcome.error, last)
-    await _close(sync, event_id, outcome)
-    result = "failed" if outcome.status is EventStatus.FAILED else "success"
-    JOB_METRIC.labels(PROCESS_EVENT, result).inc()
-    log_.info("event.processed", status=outcome.status.value, reason=outcome.reason)
-    return outcome.status.value
+    return await fate.then(outcome, log_)
 
 
 async def backfill_user(ctx: dict[str, Any], user_id: str) -> str:
@@ -377,7 +458,7 @@ class CronSpec:
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
-        JobSpec(PROCESS_EVENT, process_webhook_event, max_tries=EVENT_TRIES, timeout=120),
+        JobSpec(PROCESS_EVENT, process_webhook_event, max_tries=EVENT_TRIES, timeout=EVENT_TIMEOUT),
         JobSpec("backfill_user", backfill_user, max_tries=5, timeout=900),
         JobSpec("sync_type", sync_type, max_tries=5, timeout=300),
         JobSpec(DELIVER_APP, deliver_app, max_tries=3, timeout=10),

@@ -3,28 +3,91 @@ the write commits.
 
 A fetch resolves the app user before it calls WHOOP, and the account may move (the POST callback),
 switch away (the user links another account) or be erased before its write. So the write decides
-again, inside its own transaction: it locks the connection row of each object's WHOOP account
-(`ConnectionRepository.hold`) and writes to whoever holds it then; with no holder it writes
-nothing. A move, a switch or an erase updates or deletes that row, so it either waits for the write
-to commit (and then moves or deletes what it wrote) or commits first (and the write sees it).
-Deletes, the sync log and its attempts are written only while the user still holds a connection.
+again, inside its own transaction: it first locks the connection row of the WHOOP account
+(`ConnectionRepository.hold`, once per write) and writes to whoever holds it then; with no holder
+it writes nothing. A move, a switch or an erase updates or deletes that row, so it either waits
+for the write to commit (and then moves or deletes what it wrote) or commits first (and the write
+sees it). A write that deletes holds the row exclusively, so deletes and upserts of one account
+take turns: whichever commits second sees the other's rows and tombstones.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.repositories import ConnectionRepository, RecordRepository, UpsertSummary
+from common.db.repositories.changes import ChangeRecorder
+from common.db.repositories.connections import Holder
+from common.sync.results import ALL_TYPES, Writes
 from common.types import DataType
 
-__all__ = ["holds", "upsert_owned"]
+__all__ = ["Written", "holds", "upsert_owned", "write_owned"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Written:
+    """What one write did: who held the account, and each type's upsert summary."""
+
+    holder: Holder | None
+    summaries: dict[DataType, UpsertSummary] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[DataType, int]:
+        """Records written (inserted or updated) per type."""
+        return {data_type: s.written for data_type, s in self.summaries.items()}
+
+
+async def write_owned(
+    session: AsyncSession, resolved: uuid.UUID, writes: Writes, *, account: int | None = None
+) -> Written:
+    """Deletes, then guarded upserts, of what a fetch for `resolved` collected, all to the holder
+    of the WHOOP account (`account`, else the objects' own) at the write; one outbox statement
+    for every record written. Nothing is written for an account nobody holds."""
+    accounts = {int(obj["user_id"]) for objects in writes.upserts.values() for obj in objects}
+    if account is not None:
+        accounts.add(account)
+    connections = ConnectionRepository(session)
+    exclusive = bool(writes.deletes)
+    holders: dict[int, Holder | None] = {}
+    for whoop_user_id in sorted(accounts):  # one order everywhere: no two writes deadlock
+        holders[whoop_user_id] = await connections.hold(
+            whoop_user_id=whoop_user_id, exclusive=exclusive
+        )
+    if account is not None:
+        holder = holders[account]
+    elif len(holders) == 1:
+        (holder,) = holders.values()
+    else:
+        holder = await connections.hold(user_id=resolved, exclusive=exclusive)
+    _note_moved(resolved, holder, writes)
+    written = Written(holder)
+    if holder is not None:
+        for data_type, column, value in writes.deletes:
+            bury_absent = (data_type, column, value) not in writes.unannounced
+            await RecordRepository(session, data_type).delete_where(
+                holder.user_id, column, value, bury_absent=bury_absent
+            )
+    outbox: list[dict[str, Any]] = []
+    for data_type in ALL_TYPES:
+        summary = UpsertSummary()
+        for whoop_user_id, objects in _by_account(writes.upserts.get(data_type, ())).items():
+            owner = holders.get(whoop_user_id)
+            if owner is not None:
+                repo = RecordRepository(session, data_type)
+                done = await repo.upsert(owner.user_id, objects, outbox=outbox)
+                summary.results.update(done.results)
+        if data_type in writes.upserts:
+            written.summaries[data_type] = summary
+    await ChangeRecorder(session).add(outbox)
+    return written
 
 
 async def upsert_owned(
@@ -35,27 +98,30 @@ async def upsert_owned(
 ) -> UpsertSummary:
     """The guarded upsert of `objects`, each to the current holder of its WHOOP account
     (`resolved` is whom the fetch was for); objects of an account nobody holds are dropped."""
-    by_account: dict[int, list[Mapping[str, Any]]] = {}
+    writes = Writes()
     for obj in objects:
-        by_account.setdefault(int(obj["user_id"]), []).append(obj)
-    summary = UpsertSummary()
-    connections = ConnectionRepository(session)
-    repo = RecordRepository(session, data_type)
-    for whoop_user_id, owned in by_account.items():
-        holder = await connections.hold(whoop_user_id=whoop_user_id)
-        if holder is None or holder.user_id != resolved:
-            log.info(
-                "sync.owner_changed",
-                data_type=data_type.value,
-                fetched_for=str(resolved),
-                holder=str(holder.user_id) if holder else None,
-                records=len(owned),
-            )
-        if holder is not None:
-            summary.results.update((await repo.upsert(holder.user_id, owned)).results)
-    return summary
+        writes.upsert(data_type, obj)
+    written = await write_owned(session, resolved, writes)
+    return written.summaries.get(data_type, UpsertSummary())
 
 
 async def holds(session: AsyncSession, user_id: uuid.UUID) -> bool:
     """True while the user holds a connection (locked until the transaction ends)."""
     return await ConnectionRepository(session).hold(user_id=user_id) is not None
+
+
+def _by_account(objects: Iterable[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:
+    grouped: dict[int, list[Mapping[str, Any]]] = {}
+    for obj in objects:
+        grouped.setdefault(int(obj["user_id"]), []).append(obj)
+    return grouped
+
+
+def _note_moved(resolved: uuid.UUID, holder: Holder | None, writes: Writes) -> None:
+    if holder is None or holder.user_id != resolved:
+        log.info(
+            "sync.owner_changed",
+            fetched_for=str(resolved),
+            holder=str(holder.user_id) if holder else None,
+            records=sum(len(objects) for objects in writes.upserts.values()),
+        )

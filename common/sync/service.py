@@ -1,10 +1,11 @@
 """The sync service: what a sync *is*. Fetch from WHOOP, guarded upsert, sync log.
 
-One service for the worker and the read API alike, over one session (the unit of work).
-`sync_collection` only flushes and the caller commits. No method holds a transaction across a WHOOP
-call of its own making: fetches come first, writes after, so that a slow WHOOP never keeps a row (or
-SQLite's single write lock) held. `handle_event`, `backfill` and `refetch_pending` read before they
-fetch, so they commit that read first: give them a session without pending work.
+One service for the worker and the read API alike, over one session (the unit of work): its
+methods write and the caller commits (`backfill` alone commits page by page, for its progress). No
+method holds a transaction across a WHOOP call of its own making: fetches come first, writes after,
+so that a slow WHOOP never keeps a row (or SQLite's single write lock) held. `handle_event` and
+`refetch_pending` read before they fetch and end that read first: give them a session without
+pending work.
 """
 
 from __future__ import annotations
@@ -22,24 +23,34 @@ from common import tracing
 from common.config import Settings
 from common.db.repositories import (
     Attempt,
+    ConnectionRepository,
     RecordRepository,
     SyncLogRepository,
     UpsertSummary,
     record_key,
 )
+from common.db.repositories.connections import EventConnection
+from common.db.repositories.event_cache import event_cache
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
+from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority
 from common.sync.backfill import run_backfill
-from common.sync.events import EventHandler, EventOutcome, fetch_by_key
-from common.sync.ownership import holds, upsert_owned
+from common.sync.events import EventOutcome, event_key, fetch_by_key, fetch_event
+from common.sync.ownership import Written, holds, upsert_owned, write_owned
 from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
-from common.types import DataType, SyncStatus, Trigger, UpsertResult
+from common.sync.tokens import ConnectionTokens
+from common.types import ConnectionStatus, DataType, EventStatus, SyncStatus, Trigger, UpsertResult
 from common.whoop.errors import WhoopError, WhoopShareSpent
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from common.locks import Locks
     from common.whoop.client import Charge, TokenSource, UserClient, WhoopClient
+
+    # What becomes of the event, written with its records (`handle_event`'s `settle`).
+    Settle = Callable[[AsyncSession, EventOutcome], Awaitable[None]]
 
 log = structlog.get_logger(__name__)
 
@@ -65,10 +76,19 @@ class SyncService:
         self.locks = locks
 
     def client(
-        self, user_id: uuid.UUID, priority: Priority, charge: Charge | None = None
+        self,
+        user_id: uuid.UUID,
+        priority: Priority,
+        charge: Charge | None = None,
+        known: EventConnection | None = None,
     ) -> UserClient:
-        """A WHOOP client acting for one app user (`charge`: each call taken from their share)."""
-        return self.whoop.for_user(self.tokens(user_id), priority=priority, charge=charge)
+        """A WHOOP client acting for one app user (`charge`: each call taken from their share;
+        `known`: the connection as just read, whose stored token serves without reading it again)."""
+        tokens = self.tokens(user_id)
+        active = known is not None and known.status == ConnectionStatus.ACTIVE.value
+        if known is not None and active and isinstance(tokens, ConnectionTokens):
+            tokens.seed(known.access_token_enc, known.expires_at, known.token_version)
+        return self.whoop.for_user(tokens, priority=priority, charge=charge)
 
     async def sync_collection(
         self,
@@ -144,19 +164,18 @@ class SyncService:
         with tracing.span(f"upsert {data_type.value}"):
             return await upsert_owned(self.session, data_type, objects, user_id)
 
-    async def apply(self, user_id: uuid.UUID, writes: Writes) -> dict[DataType, int]:
-        """Remove, then upsert, what a fetch phase collected; records written per type."""
-        deletes = writes.deletes if writes.deletes and await holds(self.session, user_id) else []
-        for data_type, column, value in deletes:
-            repo = RecordRepository(self.session, data_type)
-            bury_absent = (data_type, column, value) not in writes.unannounced
-            await repo.delete_where(user_id, column, value, bury_absent=bury_absent)
-        written: dict[DataType, int] = {}
-        for data_type in ALL_TYPES:
-            if data_type in writes.upserts:
-                summary = await self.write(user_id, data_type, writes.upserts[data_type])
-                written[data_type] = summary.written
-        return written
+    async def apply(
+        self, user_id: uuid.UUID, writes: Writes, *, account: int | None = None
+    ) -> Written:
+        """Remove, then upsert, what a fetch phase collected, to the holder of the WHOOP account
+        at the write (`common.sync.ownership`)."""
+        return await write_owned(self.session, user_id, writes, account=account)
+
+    async def record_all(self, user_id: uuid.UUID, attempts: list[Attempt]) -> None:
+        """Add attempts to the history and make them the latest states, unless the user no
+        longer holds a connection (erased, moved or switched away meanwhile)."""
+        if attempts and await holds(self.session, user_id):
+            await SyncLogRepository(self.session).record_all(attempts)
 
     async def record(
         self,
@@ -172,14 +191,11 @@ class SyncService:
         confirms: bool = True,
     ) -> None:
         """Add an attempt to the history and make it the latest state of its user and type."""
-        if not await holds(self.session, user_id):  # erased, moved or switched away meanwhile
-            return
         duration_ms = int((time.monotonic() - clock) * 1000)
-        await SyncLogRepository(self.session).record(
-            Attempt(
-                user_id, data_type, trigger, status, records, started, duration_ms, error, confirms
-            )
+        attempt = Attempt(
+            user_id, data_type, trigger, status, records, started, duration_ms, error, confirms
         )
+        await self.record_all(user_id, [attempt])
 
     async def handle_event(
         self,
@@ -188,9 +204,64 @@ class SyncService:
         record_id: str,
         *,
         received_at: datetime | None = None,
+        connection: EventConnection | None = None,
+        settle: Settle | None = None,
     ) -> EventOutcome:
-        """Carry out one webhook event (SPEC §4); unknown users and types come back ignored."""
-        return await EventHandler(self).handle(event_type, whoop_user_id, record_id, received_at)
+        """Carry out one webhook event (SPEC §4): the cache looked at (one statement, its read
+        ended), WHOOP asked (no transaction open), then one write: the records, their changes,
+        the sync log and, through `settle`, what becomes of the event. The caller commits.
+
+        `connection` is the event's connection as the claim read it (else it is read here);
+        unknown users and types, and revoked connections, come back ignored.
+        """
+        outcome = await self._handle(event_type, whoop_user_id, record_id, received_at, connection)
+        if settle is not None:
+            await settle(self.session, outcome)
+        return outcome
+
+    async def _handle(
+        self,
+        event_type: str,
+        whoop_user_id: int,
+        record_id: str,
+        received_at: datetime | None,
+        connection: EventConnection | None,
+    ) -> EventOutcome:
+        key, ignored = event_key(event_type, record_id)
+        if key is None:
+            return EventOutcome(EventStatus.IGNORED, ignored)
+        if connection is None:
+            connection = await ConnectionRepository(self.session).for_event(whoop_user_id)
+        if connection is None:
+            return EventOutcome(EventStatus.IGNORED, "unknown user")
+        user_id = connection.user_id
+        if connection.status == ConnectionStatus.REVOKED.value:
+            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
+        cache = await event_cache(self.session, user_id, key)
+        await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
+        client = self.client(user_id, Priority.ANNOUNCED, known=connection)
+        fetched = await fetch_event(client, event_type, key, cache, received_at)
+        written = await self.apply(user_id, fetched.writes, account=whoop_user_id)
+        if written.holder is not None:
+            for data_type, keys in fetched.asked.items():
+                summary = written.summaries.get(data_type)
+                unchanged = [
+                    k
+                    for k in keys
+                    if summary is None
+                    or summary.results.get(k, UpsertResult.UNCHANGED) is UpsertResult.UNCHANGED
+                ]
+                await RecordRepository(self.session, data_type).mark_checked(
+                    written.holder.user_id, unchanged, fetched.started
+                )
+        await self.record_all(user_id, fetched.attempts(user_id, event_type))
+        counts = written.counts
+        if received_at is not None and any(counts.values()):
+            FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
+        error = fetched.error
+        if error is None:
+            return EventOutcome(EventStatus.DONE, user_id=user_id, written=counts)
+        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, counts)
 
     async def backfill(self, user_id: uuid.UUID, days: int | None = None) -> list[SyncResult]:
         """Pull every collection over the last `days` (BACKFILL_DAYS), at background priority,
@@ -224,7 +295,7 @@ class SyncService:
                     await fetch_by_key(client, data_type, key, writes)
         except WhoopError as exc:
             error = exc
-        written = await self.apply(user_id, writes)
+        written = (await self.apply(user_id, writes)).counts
         if error is None:  # every one was asked again: each waits another threshold
             for data_type, type_keys in keys.items():
                 repo = RecordRepository(self.session, data_type)

@@ -69,6 +69,13 @@ class ConnectionTokens:
         self.refreshed = 0  # refreshes this instance performed itself
         self._cached: _Stored | None = None
 
+    def seed(self, access_token_enc: str | None, expires_at: datetime | None, version: int) -> None:
+        """Start from a stored access token just read with something else (an event's claim);
+        a refresh reads the row again under its lock, as always."""
+        if access_token_enc is not None:
+            token = self.cipher.decrypt(access_token_enc)
+            self._cached = _Stored(token, None, expires_at, version)
+
     async def access_token(self) -> str:
         """A token valid for at least `margin`; refreshed first when it is not."""
         stored = self._cached if self._cached and self._usable(self._cached) else await self._read()

@@ -31,6 +31,26 @@ DRAIN_LOCK_KEY = 0x77686F6F7073796E
 UPSERTED, DELETED = "upserted", "deleted"
 
 
+def upserted_changes(
+    data_type: DataType, user_id: uuid.UUID, key: str, rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The outbox rows of records just inserted or updated (the rows the guarded upsert wrote)."""
+    now = utcnow()
+    return [
+        {
+            "user_id": user_id,
+            "whoop_user_id": row["whoop_user_id"],
+            "data_type": data_type.value,
+            "action": UPSERTED,
+            "record_id": str(row[key]),
+            "updated_at": row["updated_at"],
+            "data": row["data"],
+            "changed_at": now,
+        }
+        for row in rows
+    ]
+
+
 class ChangeRecorder:
     """Adds changes to the outbox inside the writer's own transaction."""
 
@@ -41,22 +61,7 @@ class ChangeRecorder:
         self, data_type: DataType, user_id: uuid.UUID, key: str, rows: Sequence[Mapping[str, Any]]
     ) -> None:
         """Record records just inserted or updated (the rows the guarded upsert wrote)."""
-        now = utcnow()
-        await self._add(
-            [
-                {
-                    "user_id": user_id,
-                    "whoop_user_id": row["whoop_user_id"],
-                    "data_type": data_type.value,
-                    "action": UPSERTED,
-                    "record_id": str(row[key]),
-                    "updated_at": row["updated_at"],
-                    "data": row["data"],
-                    "changed_at": now,
-                }
-                for row in rows
-            ]
-        )
+        await self.add(upserted_changes(data_type, user_id, key, rows))
 
     async def deleted(
         self,
@@ -68,7 +73,7 @@ class ChangeRecorder:
         """Record records just deleted, as (key, whoop_user_id) pairs; `at` is the deletion's
         version time (its tombstone's), which the change carries as `updated_at` (default: now)."""
         now = utcnow()
-        await self._add(
+        await self.add(
             [
                 {
                     "user_id": user_id,
@@ -93,7 +98,7 @@ class ChangeRecorder:
         data: str | None,
     ) -> None:
         """Record a lifecycle change (`connection.created` …): no data type, no record id."""
-        await self._add(
+        await self.add(
             [
                 {
                     "user_id": user_id,
@@ -108,7 +113,8 @@ class ChangeRecorder:
             ]
         )
 
-    async def _add(self, values: list[dict[str, Any]]) -> None:
+    async def add(self, values: list[dict[str, Any]]) -> None:
+        """Record outbox rows made beforehand (`upserted_changes`), in one statement."""
         if values:
             await self.session.execute(insert(ChangeOutbox), values)
             self.session.info[PENDING] = True

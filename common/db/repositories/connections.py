@@ -37,6 +37,37 @@ class Holder:
     whoop_user_id: int
 
 
+@dataclass(frozen=True)
+class EventConnection:
+    """What an event's job needs of its connection: whom it is for, whether it is active, and
+    the stored access token (encrypted), so that its WHOOP calls read the row no more."""
+
+    user_id: uuid.UUID
+    status: str
+    token_version: int
+    access_token_enc: str | None
+    expires_at: datetime | None
+
+
+def event_connection_columns(whoop_user_id: Any) -> list[Any]:
+    """The `EventConnection` of the account `whoop_user_id` (a value or a column of another
+    table) as scalar subqueries, for a statement that reads it along with something else."""
+    table: Any = WhoopConnection.__table__
+    names = ("user_id", "status", "token_version", "access_token_enc", "expires_at")
+    return [
+        select(table.c[name]).where(table.c.whoop_user_id == whoop_user_id).scalar_subquery()
+        for name in names
+    ]
+
+
+def event_connection(values: Sequence[Any]) -> EventConnection | None:
+    """The `EventConnection` read by `event_connection_columns`, None when there is no row."""
+    user_id, status, version, token, expires = values
+    if user_id is None:
+        return None
+    return EventConnection(user_id, status, int(version or 0), token, expires)
+
+
 class ConnectionRepository:
     """Reads and writes of `whoop_connection`; token values arrive here already encrypted."""
 
@@ -51,6 +82,11 @@ class ConnectionRepository:
         stmt = stmt.execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
+    async def for_event(self, whoop_user_id: int) -> EventConnection | None:
+        """The connection an event of this WHOOP user is handled for, or None (unknown user)."""
+        row = (await self.session.execute(select(*event_connection_columns(whoop_user_id)))).one()
+        return event_connection(tuple(row))
+
     async def by_whoop_user(self, whoop_user_id: int) -> WhoopConnection | None:
         """The connection of a WHOOP user id, or None for an unknown user."""
         return await self.session.scalar(
@@ -60,7 +96,11 @@ class ConnectionRepository:
         )
 
     async def hold(
-        self, *, whoop_user_id: int | None = None, user_id: uuid.UUID | None = None
+        self,
+        *,
+        whoop_user_id: int | None = None,
+        user_id: uuid.UUID | None = None,
+        exclusive: bool = False,
     ) -> Holder | None:
         """The connection of a WHOOP account (or of an app user), locked until the transaction
         ends, or None when there is none: who owns what this transaction writes (SPEC §4).
@@ -70,21 +110,25 @@ class ConnectionRepository:
         lock that waited on a row a move deleted finds nothing, so the lookup runs once more with
         a fresh snapshot (the row the move inserted). SQLite takes its write lock here (a no-op
         update), so no other writer commits between this lookup and the writes that follow.
-        Remembered per transaction: a second call costs nothing.
+        Remembered per transaction: a second call costs nothing. A write that deletes holds the
+        row `exclusive`ly (PostgreSQL: FOR NO KEY UPDATE), so that a delete and an upsert of one
+        account take turns and the later one's statements see what the first committed: a
+        tombstone and a concurrent upsert of the same record never both win.
         """
         if (whoop_user_id is None) == (user_id is None):
             raise ValueError("hold() takes a whoop_user_id or a user_id")
+        key: object = ("w", whoop_user_id) if user_id is None else ("u", user_id)
         transaction = self.session.sync_session.get_transaction()
         cached = self.session.info.get(_HELD)
-        if cached is None or cached[0] is not transaction:
-            cached = (transaction, {})
-            self.session.info[_HELD] = cached
-        memo: dict[object, Holder | None] = cached[1]
-        key: object = ("w", whoop_user_id) if user_id is None else ("u", user_id)
-        if key not in memo:
-            holder = await self._lock_holder(whoop_user_id, user_id)
+        memo: dict[object, Holder | None] = {}
+        if transaction is not None and cached is not None and cached[0] is transaction:
+            memo = cached[1]
+        if key not in memo or exclusive:
+            holder = await self._lock_holder(whoop_user_id, user_id, exclusive)
             if holder is None and self._postgres:
-                holder = await self._lock_holder(whoop_user_id, user_id)
+                holder = await self._lock_holder(whoop_user_id, user_id, exclusive)
+            # The lock's statement began the transaction if none was open: remember it there.
+            self.session.info[_HELD] = (self.session.sync_session.get_transaction(), memo)
             memo[key] = holder
             if holder is not None:
                 memo[("w", holder.whoop_user_id)] = memo[("u", holder.user_id)] = holder
@@ -95,7 +139,7 @@ class ConnectionRepository:
         return self.session.get_bind().dialect.name == "postgresql"
 
     async def _lock_holder(
-        self, whoop_user_id: int | None, user_id: uuid.UUID | None
+        self, whoop_user_id: int | None, user_id: uuid.UUID | None, exclusive: bool
     ) -> Holder | None:
         table: Any = WhoopConnection.__table__
         where = (
@@ -108,7 +152,7 @@ class ConnectionRepository:
             stmt = (
                 select(table.c.user_id, table.c.whoop_user_id)
                 .where(where)
-                .with_for_update(read=True)
+                .with_for_update(read=not exclusive, key_share=exclusive)
             )
         else:
             stmt = (

@@ -50,7 +50,7 @@ from common.db.models import (
 from common.db.models.records import RecordMixin
 from common.db.models.tombstones import TombstoneMixin
 from common.db.repositories.base import dialect_insert
-from common.db.repositories.changes import ChangeRecorder
+from common.db.repositories.changes import ChangeRecorder, upserted_changes
 from common.db.types import utcnow
 from common.types import DataType, UpsertResult
 
@@ -188,9 +188,22 @@ class RecordRepository:
             "synced_at": now,
         }
 
-    async def upsert(self, user_id: uuid.UUID, objects: Iterable[WhoopObject]) -> UpsertSummary:
+    async def upsert(
+        self,
+        user_id: uuid.UUID,
+        objects: Iterable[WhoopObject],
+        *,
+        outbox: list[dict[str, Any]] | None = None,
+    ) -> UpsertSummary:
         """Write each object unless the stored copy has the same or a newer `updated_at`, or a
-        tombstone says the record was deleted at or after the object's `updated_at`."""
+        tombstone says the record was deleted at or after the object's `updated_at`.
+
+        Each record written is a change: its outbox row is added to `outbox` for the caller to
+        record with the rest of its write (`ChangeRecorder.add`), or recorded here without one.
+        A writer that may race a delete holds the account's connection first
+        (`ConnectionRepository.hold`; deletes hold it exclusively), so that whichever commits
+        second sees the other's rows and tombstones.
+        """
         now = utcnow()
         newest: dict[Any, dict[str, Any]] = {}
         for obj in objects:
@@ -208,12 +221,12 @@ class RecordRepository:
                 summary.results[key] = (
                     UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
                 )
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self._undo_raced(summary)
         written = [newest[k] for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
-        await ChangeRecorder(self.session).upserted(
-            self.kind.data_type, user_id, self.kind.key, written
-        )
+        changes = upserted_changes(self.kind.data_type, user_id, self.kind.key, written)
+        if outbox is None:
+            await ChangeRecorder(self.session).add(changes)
+        else:
+            outbox.extend(changes)
         return summary
 
     def _guarded_insert(self, rows: list[dict[str, Any]]) -> Any:
@@ -249,30 +262,6 @@ class RecordRepository:
             where=table.c.updated_at < excluded.updated_at,
         ).returning(table.c[self.kind.key], table.c.version)
         return stmt
-
-    async def _undo_raced(self, summary: UpsertSummary) -> None:
-        """Take back what a deletion committed during the upsert covers (PostgreSQL only).
-
-        Under READ COMMITTED an upsert that waited on a row being deleted inserts it afresh once
-        the delete commits, judged by a snapshot from before the tombstone existed. This second
-        statement sees that tombstone (a new snapshot) and removes the row again; a record written
-        that way is reported unchanged. SQLite needs none of this: its writers take turns and each
-        write sees every committed one.
-        """
-        written = [k for k, r in summary.results.items() if r is not UpsertResult.UNCHANGED]
-        if not written:
-            return
-        table, tombstones, key = self.kind.table, self.kind.tombstones, self.kind.tombstone_key
-        buried = exists().where(
-            tombstones.c[key] == table.c[key], tombstones.c.deleted_at >= table.c.updated_at
-        )
-        result = await self.session.execute(
-            delete(table)
-            .where(table.c[self.kind.key].in_(written), buried)
-            .returning(table.c[self.kind.key])
-        )
-        for raced in result.scalars().all():
-            summary.results[raced] = UpsertResult.UNCHANGED
 
     async def _bury(self, user_id: uuid.UUID, keys: Iterable[Any], at: datetime) -> None:
         """Leave (or move forward) a tombstone for each key, in one statement."""

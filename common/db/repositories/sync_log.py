@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import SyncAttempt, SyncLog
@@ -39,52 +40,69 @@ class SyncLogRepository:
         self.session = session
 
     async def record(self, attempt: Attempt) -> None:
-        """Add the attempt to the history and make it the latest state of its user and type.
+        """Add the attempt to the history and make it the latest state of its user and type."""
+        await self.record_all([attempt])
+
+    async def record_all(self, attempts: Sequence[Attempt]) -> None:
+        """Add attempts to the history (one statement) and make each the latest state of its user
+        and type (one more), in the order given.
 
         A failure keeps the previous `last_sync_at`, so stale data never looks fresh; a success
         that does not confirm (a narrow fetch) moves only `last_fetch_at`.
         """
+        if not attempts:
+            return
         now = utcnow()
-        self.session.add(
-            SyncAttempt(
-                user_id=attempt.user_id,
-                data_type=attempt.data_type.value,
-                trigger=attempt.trigger.value,
-                outcome=attempt.status.value,
-                records=attempt.records,
-                error=attempt.error,
-                duration_ms=attempt.duration_ms,
-                started_at=attempt.started_at,
-            )
-        )
-        success = attempt.status is SyncStatus.SUCCESS
-        values = {
-            "user_id": attempt.user_id,
-            "data_type": attempt.data_type.value,
-            "last_sync_at": attempt.started_at if success and attempt.confirms else None,
-            "last_fetch_at": attempt.started_at if success else None,
-            "last_attempt_at": attempt.started_at,
-            "sync_status": attempt.status.value,
-            "records_synced": attempt.records,
-            "error_message": attempt.error,
-            "created_at": now,
-            "updated_at": now,
-        }
-        table = SyncLog.__table__
-        stmt = dialect_insert(self.session, table).values(values)
-        changes = {
-            "last_attempt_at": stmt.excluded.last_attempt_at,
-            "sync_status": stmt.excluded.sync_status,
-            "records_synced": stmt.excluded.records_synced,
-            "error_message": stmt.excluded.error_message,
-            "updated_at": stmt.excluded.updated_at,
-        }
-        if success:
-            changes["last_fetch_at"] = stmt.excluded.last_fetch_at
-        if success and attempt.confirms:
-            changes["last_sync_at"] = stmt.excluded.last_sync_at
         await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=["user_id", "data_type"], set_=changes)
+            insert(SyncAttempt),
+            [
+                {
+                    "user_id": a.user_id,
+                    "data_type": a.data_type.value,
+                    "trigger": a.trigger.value,
+                    "outcome": a.status.value,
+                    "records": a.records,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                    "started_at": a.started_at,
+                }
+                for a in attempts
+            ],
+        )
+        states: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+        for a in attempts:
+            success = a.status is SyncStatus.SUCCESS
+            key = (a.user_id, a.data_type.value)
+            before = states.get(key, {})
+            states[key] = {
+                "user_id": a.user_id,
+                "data_type": a.data_type.value,
+                "last_sync_at": (a.started_at if success and a.confirms else None)
+                or before.get("last_sync_at"),
+                "last_fetch_at": (a.started_at if success else None) or before.get("last_fetch_at"),
+                "last_attempt_at": a.started_at,
+                "sync_status": a.status.value,
+                "records_synced": a.records,
+                "error_message": a.error,
+                "created_at": now,
+                "updated_at": now,
+            }
+        table = SyncLog.__table__
+        stmt = dialect_insert(self.session, table).values(list(states.values()))
+        excluded = stmt.excluded
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["user_id", "data_type"],
+                set_={
+                    "last_sync_at": func.coalesce(excluded.last_sync_at, table.c.last_sync_at),
+                    "last_fetch_at": func.coalesce(excluded.last_fetch_at, table.c.last_fetch_at),
+                    "last_attempt_at": excluded.last_attempt_at,
+                    "sync_status": excluded.sync_status,
+                    "records_synced": excluded.records_synced,
+                    "error_message": excluded.error_message,
+                    "updated_at": excluded.updated_at,
+                },
+            )
         )
 
     async def get(self, user_id: uuid.UUID, data_type: DataType) -> SyncLog | None:

@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.db.models import WebhookEvent
+from common.db.repositories.connections import (
+    EventConnection,
+    event_connection,
+    event_connection_columns,
+)
 from common.db.resilient import driver_call
 from common.db.types import utcnow
 from common.types import EventStatus
+
+_CLAIMED = (
+    "id",
+    "trace_id",
+    "event_type",
+    "whoop_user_id",
+    "record_id",
+    "received_at",
+    "attempts",
+)
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """A pending event just leased to a job, with its connection as the claim found it."""
+
+    id: int
+    trace_id: str
+    event_type: str
+    whoop_user_id: int
+    record_id: str
+    received_at: datetime
+    attempts: int
+    connection: EventConnection | None
 
 
 class WebhookEventRepository:
@@ -34,27 +65,43 @@ class WebhookEventRepository:
                 .values(enqueued_at=utcnow())
             )
 
-    async def claim(self, event_id: int, holder: str, until: datetime, now: datetime) -> bool:
+    async def claim(
+        self, event_id: int, holder: str, until: datetime, now: datetime
+    ) -> ClaimedRow | None:
         """Take the lease of a pending event for `holder` (counting an attempt), unless another
-        holder's lease still runs; True when taken."""
+        holder's lease still runs: the event and its connection, read in the same statement, or
+        None when not taken."""
+        events: Any = WebhookEvent.__table__
         taken = await self.session.execute(
-            update(WebhookEvent)
+            update(events)
             .where(
-                WebhookEvent.id == event_id,
-                WebhookEvent.status == EventStatus.PENDING.value,
-                WebhookEvent.claimed_until.is_(None)
-                | (WebhookEvent.claimed_until <= now)
-                | (WebhookEvent.claimed_by == holder),
+                events.c.id == event_id,
+                events.c.status == EventStatus.PENDING.value,
+                events.c.claimed_until.is_(None)
+                | (events.c.claimed_until <= now)
+                | (events.c.claimed_by == holder),
             )
             .values(
-                attempts=WebhookEvent.attempts + 1,
+                attempts=events.c.attempts + 1,
                 claimed_by=holder,
                 claimed_until=until,
                 parked_at=None,
             )
-            .returning(WebhookEvent.id)
+            .returning(
+                *(events.c[name] for name in _CLAIMED),
+                # Named in full: SQLite writes RETURNING's columns unqualified, and inside the
+                # subquery a bare `whoop_user_id` would be the connection's own.
+                *event_connection_columns(literal_column(f"{events.name}.whoop_user_id")),
+            )
         )
-        return taken.scalar_one_or_none() is not None
+        row = taken.first()
+        if row is None:
+            return None
+        values = tuple(row)
+        return ClaimedRow(
+            **dict(zip(_CLAIMED, values[: len(_CLAIMED)], strict=True)),
+            connection=event_connection(values[len(_CLAIMED) :]),
+        )
 
     async def extend_leases(self, held: dict[int, str], until: datetime) -> None:
         """Push the leases of running jobs further ({event id: holder}), only where still held."""
@@ -69,11 +116,12 @@ class WebhookEventRepository:
             )
 
     async def release(self, event_id: int, holder: str) -> None:
-        """End `holder`'s lease now (its job was stopped before it finished)."""
+        """End `holder`'s lease now, the try its claim counted taken back (its job was stopped
+        before it finished: no fault of the event's)."""
         await self.session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == event_id, WebhookEvent.claimed_by == holder)
-            .values(claimed_until=None, enqueued_at=None)
+            .values(claimed_until=None, enqueued_at=None, attempts=WebhookEvent.attempts - 1)
         )
 
     async def hold(

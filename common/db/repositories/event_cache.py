@@ -1,0 +1,62 @@
+"""What an event's fetch phase needs to know of the cache, in one statement and no transaction
+held: the stored sleep (a recovery needs only its cycle id, and a sleep never seen is a new
+night), when WHOOP was last asked for the sleep, its recovery or the workout, and when the user's
+newest cycles were last synced."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db.models import Recovery, Sleep, SyncLog, Workout
+from common.types import DataType
+
+
+@dataclass(frozen=True)
+class EventCache:
+    """The cache as one event's fetch phase sees it (times are `synced_at`: the last ask)."""
+
+    sleep: dict[str, Any] | None
+    sleep_user: uuid.UUID | None
+    sleep_fetched_at: datetime | None
+    recovery_fetched_at: datetime | None
+    workout_fetched_at: datetime | None
+    cycles_synced_at: datetime | None
+
+
+async def event_cache(session: AsyncSession, user_id: uuid.UUID, key: uuid.UUID) -> EventCache:
+    """The cache around record `key` (a sleep's or a workout's id) of one user, in one SELECT."""
+
+    def one(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).limit(1).scalar_subquery()
+
+    row = (
+        await session.execute(
+            select(
+                one(Sleep.data, Sleep.id == key),
+                one(Sleep.user_id, Sleep.id == key),
+                one(Sleep.synced_at, Sleep.id == key, Sleep.user_id == user_id),
+                one(Recovery.synced_at, Recovery.sleep_id == key, Recovery.user_id == user_id),
+                one(Workout.synced_at, Workout.id == key, Workout.user_id == user_id),
+                one(
+                    SyncLog.last_sync_at,
+                    SyncLog.user_id == user_id,
+                    SyncLog.data_type == DataType.CYCLE.value,
+                ),
+            )
+        )
+    ).one()
+    return EventCache(
+        sleep=None if row[0] is None else dict(orjson.loads(row[0])),
+        sleep_user=row[1],
+        sleep_fetched_at=row[2],
+        recovery_fetched_at=row[3],
+        workout_fetched_at=row[4],
+        cycles_synced_at=row[5],
+    )
