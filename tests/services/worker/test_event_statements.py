@@ -63,7 +63,8 @@ async def _recorded(pipe: Pipeline, event_type: str, record_id: str) -> int:
     assert answer.status_code == 204, answer.text
     async with pipe.ctx.session_factory() as session:
         found = await session.scalar(
-            select(WebhookEvent.id).where(WebhookEvent.record_id == record_id)
+            select(WebhookEvent.id)
+            .where(WebhookEvent.record_id == record_id)
             .order_by(WebhookEvent.id.desc())
         )
     assert found is not None
