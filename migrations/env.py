@@ -6,6 +6,7 @@ import asyncio
 from typing import Literal
 
 from alembic import context
+from sqlalchemy import column, inspect, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
@@ -34,6 +35,29 @@ def _pooler() -> Literal["none", "transaction"]:
     return "transaction" if pooler == "transaction" else "none"
 
 
+# The revisions after 0001 were once named by their subject; a database migrated then is
+# carried over to the numbered ids before Alembic reads where it stands.
+RENUMBERED = {
+    "faults": "0002",
+    "accounts": "0003",
+    "data": "0004",
+    "economy": "0005",
+    "feed": "0006",
+    "lifecycle": "0007",
+    "console": "0008",
+}
+
+
+def _renumber(connection: Connection) -> None:
+    if not inspect(connection).has_table("alembic_version"):
+        return
+    versions = table("alembic_version", column("version_num"))
+    for old, new in RENUMBERED.items():
+        connection.execute(
+            versions.update().where(versions.c.version_num == old).values(version_num=new)
+        )
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -42,6 +66,7 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        _renumber(connection)
         context.run_migrations()
 
 

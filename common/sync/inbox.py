@@ -38,6 +38,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 PROCESS_EVENT = "process_webhook_event"
+# How long after its receipt an event failing for a passing reason is still retried (SPEC §4).
+PARKED_RETRY_WINDOW = timedelta(days=1)
 
 
 # A pending event leased to a job, with its connection as the claim read it.
@@ -119,10 +121,16 @@ class Inbox:
 
 async def retry_parked_events(session_factory: async_sessionmaker[AsyncSession]) -> int:
     """Give the events whose retries ran out for a passing reason (WHOOP 5xx, timeouts) back to
-    the sweeper; how many. The reconciliation pass calls it."""
+    the sweeper, and close as failed, with their last error, those received more than
+    PARKED_RETRY_WINDOW ago (SPEC §4: retried for at most a day); how many went back. The
+    reconciliation pass calls it."""
     async with session_factory() as session:
-        count = await WebhookEventRepository(session).unpark()
+        events = WebhookEventRepository(session)
+        given_up = await events.give_up_parked(utcnow() - PARKED_RETRY_WINDOW)
+        count = await events.unpark()
         await session.commit()
+    if given_up:
+        log.warning("inbox.parked_given_up", count=given_up)
     if count:
         log.info("inbox.unparked", count=count)
     return count

@@ -1,7 +1,7 @@
 """accounts: an index for the open OAuth states of a user (the per-user cap)
 
-Revision ID: accounts
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 01:50:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = 'accounts'
-down_revision: str | None = 'faults'
+revision: str = '0003'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

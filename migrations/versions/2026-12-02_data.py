@@ -1,7 +1,7 @@
 """tombstones of deleted records; indexes for retention
 
-Revision ID: data
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 01:45:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'data'
-down_revision: str | None = 'accounts'
+revision: str = '0004'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """economy: webhook channel state, last fetch, pending backfills
 
-Revision ID: economy
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 01:50:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = 'economy'
-down_revision: str | None = 'data'
+revision: str = '0005'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

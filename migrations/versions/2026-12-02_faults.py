@@ -1,6 +1,6 @@
 """inbox lease and parked events
 
-Revision ID: faults
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-02 01:50:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = 'faults'
+revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """change feed: outbox, numbered changes, retention horizon, app deliveries and their attempts
 
-Revision ID: feed
-Revises: 0001
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 01:48:37.611585
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'feed'
-down_revision: str | None = 'economy'
+revision: str = '0006'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """console: WHOOP calls per hour by trigger, and the operators' incidents
 
-Revision ID: console
-Revises: feed
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 00:20:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'console'
-down_revision: str | None = 'lifecycle'
+revision: str = '0008'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

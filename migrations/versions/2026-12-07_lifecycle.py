@@ -1,8 +1,8 @@
 """lifecycle: lifecycle changes in the feed (no data type or record id, longer action names) and
 the backfill's progress on the connection
 
-Revision ID: lifecycle
-Revises: feed
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07 00:10:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'lifecycle'
-down_revision: str | None = 'feed'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

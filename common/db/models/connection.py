@@ -24,7 +24,7 @@ class WhoopConnection(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scopes: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default="active", index=True)
-    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    token_version: Mapped[int] = mapped_column(BigInteger, default=0)
     # Set when the backfill is due, cleared when it has finished; reconciliation finishes it.
     backfill_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The backfill's progress (SPEC 3.2): pending | running | done | failed, over how many days,

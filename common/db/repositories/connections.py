@@ -68,6 +68,12 @@ def event_connection(values: Sequence[Any]) -> EventConnection | None:
     return EventConnection(user_id, status, int(version or 0), token, expires)
 
 
+def first_token_version() -> int:
+    """The token version of a connection row inserted now: the clock in microseconds, which
+    grows far faster than any row's refreshes (+1 each) can."""
+    return int(utcnow().timestamp() * 1_000_000)
+
+
 class ConnectionRepository:
     """Reads and writes of `whoop_connection`; token values arrive here already encrypted."""
 
@@ -198,7 +204,9 @@ class ConnectionRepository:
             "expires_at": expires_at,
             "scopes": scopes,
             "status": ConnectionStatus.ACTIVE.value,
-            "token_version": 1,
+            # A new row starts above every version its user's tokens ever had (rows are deleted
+            # by a move, a switch or an erase): a refresh that began before can never match it.
+            "token_version": first_token_version(),
             "backfill_pending_since": now,  # cleared when the backfill finishes (SPEC 3.2)
             **BACKFILL_RESET,
             "created_at": now,

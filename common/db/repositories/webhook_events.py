@@ -156,6 +156,20 @@ class WebhookEventRepository:
             )
         )
 
+    async def give_up_parked(self, received_before: datetime) -> int:
+        """Close as failed, with their last error, the parked events received before a moment
+        (retried long enough); how many."""
+        result = await self.session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.status == EventStatus.PENDING.value,
+                WebhookEvent.parked_at.is_not(None),
+                WebhookEvent.received_at < received_before,
+            )
+            .values(status=EventStatus.FAILED.value, processed_at=utcnow(), parked_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def unpark(self) -> int:
         """Make every parked event due for the sweeper again; how many."""
         result = await self.session.execute(

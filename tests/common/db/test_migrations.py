@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from common.db.engine import create_engine
 from common.db.migrate import downgrade, upgrade
@@ -60,3 +60,26 @@ async def test_upgrade_matches_models_and_downgrade_removes_everything(empty_url
     assert await _tables(empty_url) == set()
     await asyncio.to_thread(upgrade, empty_url)
     assert await _tables(empty_url) == set(Base.metadata.tables)
+
+
+async def _version(url: str, set_to: str | None = None) -> str:
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        if set_to is not None:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": set_to})
+        found = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    await engine.dispose()
+    return str(found)
+
+
+async def test_the_revisions_are_numbered_and_a_database_named_the_old_way_upgrades(
+    empty_url: str,
+) -> None:
+    import asyncio
+
+    # A database migrated when the revisions after 0001 had names: it stood at `console`.
+    await asyncio.to_thread(upgrade, empty_url, "0008")
+    assert await _version(empty_url, set_to="console") == "console"
+    await asyncio.to_thread(upgrade, empty_url)
+    assert await _version(empty_url) == "0009"
+    assert await _diff(empty_url) == []

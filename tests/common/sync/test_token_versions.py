@@ -145,3 +145,42 @@ async def test_disconnect_during_a_refresh_stays_disconnected(
             await tokens_of(factory, user_id, cipher, oauth, locks).access_token()
 
     assert await stored(factory, cipher, user_id) == ("", "", "revoked")
+
+
+async def test_a_row_inserted_again_never_takes_a_version_a_refresh_began_from(
+    factory: Factory, cipher: TokenCipher
+) -> None:
+    user_id = await connect(factory, cipher, timedelta(hours=1))
+    async with factory() as session:
+        row = await ConnectionRepository(session).get(user_id)
+        assert row is not None
+        began_from, whoop_user = row.token_version, row.whoop_user_id
+    # The account moves to another user and back (each link deletes the other user's row and
+    # inserts its own), as a refresh that read `began_from` is still at WHOOP.
+    other = uuid.uuid4()
+    for holder in (other, user_id):
+        async with factory() as session:
+            await ConnectionRepository(session).save(
+                user_id=holder,
+                whoop_user_id=whoop_user,
+                access_token_enc=cipher.encrypt("a-new"),
+                refresh_token_enc=cipher.encrypt("r-new"),
+                expires_at=utcnow() + timedelta(hours=1),
+                scopes="offline",
+            )
+            await session.commit()
+
+    async with factory() as session:
+        row = await ConnectionRepository(session).get(user_id)
+        assert row is not None
+        assert row.token_version > began_from
+        stored_late = await ConnectionRepository(session).store_tokens(
+            user_id,
+            expected_version=began_from,
+            access_token_enc=cipher.encrypt("a-late"),
+            refresh_token_enc=cipher.encrypt("r-late"),
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+        await session.commit()
+    assert not stored_late
+    assert await stored(factory, cipher, user_id) == ("a-new", "r-new", "active")

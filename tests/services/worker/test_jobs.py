@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 from arq import Retry
+from sqlalchemy import update
 
+from common.db.models import WebhookEvent
 from common.db.repositories import SyncLogRepository
 from common.db.types import utcnow
 from common.queue import ArqQueue, Queue
-from common.sync.inbox import resume_pending
+from common.sync.inbox import PARKED_RETRY_WINDOW, resume_pending
 from common.sync.jobs import EVENT_TRIES, JOBS, backfill_user, process_webhook_event, sweep_inbox
 from common.sync.reconcile import RECONCILE_WINDOW, reconcile
 from common.types import DataType, EventStatus, Trigger
@@ -208,6 +210,33 @@ async def test_an_event_out_of_retries_for_a_whoop_outage_is_parked_then_retried
     (event,) = await pipe.events()
     assert event.status == EventStatus.DONE.value
     assert sleep["id"] in {row["id"] for row in await pipe.rows(DataType.SLEEP, 10001)}
+
+
+async def test_a_parked_event_is_retried_for_a_day_then_closed_failed_with_its_error(
+    pipe: Pipeline,
+) -> None:
+    sleep = pipe.record(10001, "sleep")
+    await _fault(pipe, "*/v2/activity/sleep/*", 503)  # WHOOP keeps failing the record
+    pipe.use_queue(None)
+    body = {"user_id": 10001, "id": sleep["id"], "type": "sleep.updated", "trace_id": "day-1"}
+    assert (await pipe.post(body)).status_code == 204
+    (event,) = await pipe.events()
+    await _exhaust(pipe, event.id)
+    factory = pipe.ctx.session_factory
+    async with factory() as session:  # the event was received just over a day ago
+        await session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event.id)
+            .values(received_at=utcnow() - PARKED_RETRY_WINDOW - timedelta(minutes=1))
+        )
+        await session.commit()
+
+    await reconcile(pipe.ctx)
+
+    (event,) = await pipe.events()
+    assert (event.status, event.parked_at) == (EventStatus.FAILED.value, None)
+    assert "503" in (event.last_error or "")
+    assert await resume_pending(pipe.inproc or _queue(pipe), factory) == 0
 
 
 async def test_an_event_out_of_retries_for_a_bug_fails_visibly_and_replay_processes_it(
