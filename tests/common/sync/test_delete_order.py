@@ -74,7 +74,9 @@ async def _state(factory: Factory, user: uuid.UUID, sleep_id: uuid.UUID) -> tupl
     async with factory() as session:
         row = await RecordRepository(session, DataType.SLEEP).get(sleep_id)
         buried = await session.scalar(
-            select(func.count()).where(SleepTombstone.id == sleep_id, SleepTombstone.user_id == user)
+            select(func.count()).where(
+                SleepTombstone.id == sleep_id, SleepTombstone.user_id == user
+            )
         )
     return row is not None, bool(buried)
 
