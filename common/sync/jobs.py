@@ -33,6 +33,7 @@ from common.metrics import JOBS as JOB_METRIC
 from common.metrics import RECONCILE_LAST_PASS
 from common.queue import JobSpec, Queue, QueueUnavailable
 from common.ratelimit import DEFAULT_MAX_WAIT, Priority
+from common.sync import refusals
 from common.sync.backlog import BACKLOG_TICK_SECONDS, count_backlog
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
@@ -383,6 +384,7 @@ async def sweep_inbox(ctx: dict[str, Any]) -> int:
     Redis was away) at once, and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job
     lost with its worker or with Redis)."""
     sync: SyncContext = ctx["sync"]
+    await _carry_refusal(sync)
     now = utcnow()
     cutoff = now - timedelta(seconds=sync.settings.inbox_sweep_seconds)
     behind = await _queue_behind(ctx["queue"], now)
@@ -400,6 +402,25 @@ async def sweep_inbox(ctx: dict[str, Any]) -> int:
         queue_behind_s=None if behind is None else round(behind.total_seconds(), 1),
     )
     return sent
+
+
+async def _carry_refusal(sync: SyncContext) -> None:
+    """Write a webhook refusal noted in Redis that its receiver could not write (it may have
+    been restarted since): every process then knows the channel may have lost an event."""
+    if sync.redis is None:
+        return
+    try:
+        at = await refusals.noted(sync.redis)
+        if at is None:
+            return
+        async with sync.session_factory() as session:
+            await refusals.write(session, at)
+            await session.commit()
+        await refusals.forget(sync.redis, at)
+    except Exception as exc:  # Redis or the database away: the next sweep tries again
+        log.warning("inbox.refusal_not_carried", error=type(exc).__name__)
+        return
+    log.info("inbox.refusal_carried", refused_at=at.isoformat())
 
 
 async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:

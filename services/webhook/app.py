@@ -8,6 +8,7 @@ costs nothing but time: the event is recorded and the sweeper enqueues it later.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,8 +20,6 @@ from pydantic import ValidationError
 from common import tracing
 from common.config import Settings
 from common.db.engine import create_session_factory
-from common.db.repositories import ChannelRepository
-from common.db.repositories.ops import WEBHOOK_REFUSAL, OpsRepository
 from common.db.types import utcnow
 from common.http_ops import (
     error_response,
@@ -32,15 +31,18 @@ from common.http_ops import (
 from common.http_schemas import error_example
 from common.metrics import WEBHOOKS
 from common.queue import ArqQueue, arq_redis
+from common.sync import refusals as refusals_note
 from common.sync.context import engine_for
 from common.types import EventStatus
 from common.whoop.signature import InvalidSignature, verify
-from services.webhook.deps import WebhookState
+from services.webhook.deps import Refusals, WebhookState
 from services.webhook.schemas import WebhookPayload
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+# How long a 503 may wait for its refusal to be noted in Redis.
+REFUSAL_NOTE_SECONDS = 0.5
 PATH = "/webhooks/whoop"
 RESPONSES: dict[int | str, dict[str, Any]] = {
     204: {"description": "Recorded (new, duplicate `trace_id`, unknown type or unknown user)"},
@@ -81,7 +83,7 @@ async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> 
         )
     except Exception:
         log.exception("webhook.unrecorded")
-        state.refusals.unwritten = utcnow()  # written with the next event recorded
+        await _note_refusal(state.refusals)
         return _rejected(503, "unavailable", "the event could not be recorded", "unavailable")
     if state.refusals.unwritten is not None:
         await _write_refusal(state)
@@ -98,24 +100,42 @@ async def _record(state: WebhookState, payload: WebhookPayload, body: bytes) -> 
     return Response(status_code=204)
 
 
+async def _note_refusal(refusals: Refusals) -> None:
+    """Remember a refusal until it is written: in memory, and in Redis, so that it outlives this
+    process (the worker's sweep writes it when this process cannot)."""
+    at = refusals.unwritten = utcnow()
+    if refusals.redis is None:
+        return
+    try:
+        async with asyncio.timeout(REFUSAL_NOTE_SECONDS):
+            await refusals_note.remember(refusals.redis, at)
+    except Exception as exc:  # Redis away too: the memory alone, until the next event recorded
+        log.warning("webhook.refusal_unnoted", error=type(exc).__name__)
+
+
 async def _write_refusal(state: WebhookState) -> None:
     """Tell every process that an event was refused: the channel confirms nothing for an hour.
 
-    Kept in memory while the database is away, and written with the next event recorded.
+    Kept in memory (and Redis) while the database is away, and written with the next event
+    recorded.
     """
     at = state.refusals.unwritten
     if at is None:
         return
     try:
         async with state.session_factory() as session:
-            await ChannelRepository(session).note_refusal(at)
-            await OpsRepository(session).note(WEBHOOK_REFUSAL, at=at)
+            await refusals_note.write(session, at)
             await session.commit()
     except Exception as exc:
         log.warning("webhook.refusal_unwritten", error=type(exc).__name__)
         return
     if state.refusals.unwritten == at:
         state.refusals.unwritten = None
+    if state.refusals.redis is not None:
+        try:
+            await refusals_note.forget(state.refusals.redis, at)
+        except Exception as exc:  # the worker's sweep writes it once more: harmless
+            log.warning("webhook.refusal_note_kept", error=type(exc).__name__)
 
 
 async def receive(request: Request) -> Response:
@@ -223,6 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
             engine=engine,
             session_factory=create_session_factory(engine),
             queue=ArqQueue(redis),
+            refusals=Refusals(redis=redis),
         )
         try:
             yield

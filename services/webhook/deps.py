@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.queue import Queue
@@ -13,9 +14,11 @@ from common.sync.intake import Intake
 
 @dataclass
 class Refusals:
-    """The latest 503 not yet written to the channel state (the database may be why it happened)."""
+    """The latest 503 not yet written to the channel state (the database may be why it happened),
+    also noted in Redis when there is one (`common.sync.refusals`)."""
 
     unwritten: datetime | None = None
+    redis: Redis | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,11 +17,16 @@ from common.config import Settings
 from common.db.engine import create_engine, create_session_factory
 from common.db.models import ChannelState
 from common.db.repositories import ChannelRepository
+from common.db.repositories.ops import WEBHOOK_REFUSAL, OpsRepository
+from common.queue import InProcessQueue
+from common.sync.context import build_context
+from common.sync.jobs import JOBS, job_context, sweep_inbox
+from common.sync.refusals import REFUSED_KEY
 from common.db.types import utcnow
 from common.sync.freshness import channel_view
 from services.webhook.app import webhook_router
 from services.webhook.deps import Refusals, WebhookState
-from tests.common.sync.harness import CLIENT_SECRET, signed
+from tests.common.sync.harness import CLIENT_SECRET, make_settings, signed
 
 DEAD_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:9/none"
 
@@ -83,3 +89,38 @@ async def test_a_refusal_is_written_with_the_next_event_and_quiets_the_channel(
         ).live
         is True
     )
+
+
+async def test_a_refusal_outlives_the_receiver_that_answered_it(
+    pg_url: str, pg_engine: AsyncEngine, redis_url: str, redis: Redis
+) -> None:
+    """The receiver refuses while PostgreSQL is away and is restarted before it comes back (its
+    memory lost): the note it left in Redis reaches the channel state with the worker's sweep."""
+    async with create_session_factory(pg_engine)() as session:
+        await session.execute(delete(ChannelState))
+        await session.commit()
+    dead = create_engine(DEAD_DATABASE, connect_args={"timeout": 2})
+    app = FastAPI()
+    app.include_router(webhook_router())
+    before = utcnow()
+    try:
+        app.state.webhook = _state(dead, Refusals(redis=redis))
+        assert (await _post(app)).status_code == 503
+    finally:
+        await dead.dispose()
+    del app  # the receiver is gone, and what it kept in memory with it
+
+    ctx = await build_context(make_settings(pg_url, redis_url, "http://127.0.0.1:9"))
+    queue = InProcessQueue(JOBS, job_context(ctx), concurrency=1)
+    try:
+        await sweep_inbox(job_context(ctx, queue))
+    finally:
+        await ctx.close()
+
+    async with create_session_factory(pg_engine)() as session:
+        row = await ChannelRepository(session).read()
+        refusals_counted = await OpsRepository(session).count_since(WEBHOOK_REFUSAL, before)
+    assert row.last_refused_at is not None
+    assert before <= row.last_refused_at <= utcnow()
+    assert refusals_counted == 1
+    assert await redis.get(REFUSED_KEY) is None  # written once, then forgotten
