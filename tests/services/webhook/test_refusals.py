@@ -18,12 +18,12 @@ from common.db.engine import create_engine, create_session_factory
 from common.db.models import ChannelState
 from common.db.repositories import ChannelRepository
 from common.db.repositories.ops import WEBHOOK_REFUSAL, OpsRepository
+from common.db.types import utcnow
 from common.queue import InProcessQueue
 from common.sync.context import build_context
+from common.sync.freshness import channel_view
 from common.sync.jobs import JOBS, job_context, sweep_inbox
 from common.sync.refusals import REFUSED_KEY
-from common.db.types import utcnow
-from common.sync.freshness import channel_view
 from services.webhook.app import webhook_router
 from services.webhook.deps import Refusals, WebhookState
 from tests.common.sync.harness import CLIENT_SECRET, make_settings, signed
