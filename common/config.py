@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     audit_days: float = Field(7, gt=0)
     inbox_sweep_seconds: int = Field(60, gt=0)
     # How long a job's claim on an event lasts without renewal (renewed while the job runs).
-    inbox_lease_seconds: float = Field(30.0, gt=0)
+    inbox_lease_seconds: float = Field(6.0, gt=0)
     # Multiplies every retry back-off of the jobs (tests and soaks shrink time with it).
     retry_backoff_scale: float = Field(1.0, gt=0)
     backfill_days: int = Field(30, ge=0)

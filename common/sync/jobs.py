@@ -64,6 +64,8 @@ UNSENT_GRACE = timedelta(seconds=1)
 # Between an event's hand-off note and its job's due time in the queue: the webhook notes it just
 # before enqueueing, and the processes' clocks may differ a little.
 HANDOFF_SLACK = timedelta(seconds=5)
+# What `_queue_behind` says when no job waits for a worker.
+IDLE = timedelta(0)
 TOKEN_REFRESH_AHEAD = timedelta(minutes=15)
 # One user's events are handled one at a time. The holder renews its short lease while it works,
 # so a worker that dies (SIGKILL, lost machine) holds the user's next events back for seconds, not
@@ -381,15 +383,21 @@ async def sync_type(ctx: dict[str, Any], user_id: str, data_type: str, trigger: 
 
 async def sweep_inbox(ctx: dict[str, Any]) -> int:
     """Enqueue what no job will take otherwise: events never handed off (the queue refused them:
-    Redis was away) at once, and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job
-    lost with its worker or with Redis)."""
+    Redis was away) at once, events whose job's lease ran out (the job died with its worker),
+    and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job lost with its worker or
+    with Redis), or sooner when the queue shows that their jobs were started long ago (no job
+    handed on before them still waits for a worker)."""
     sync: SyncContext = ctx["sync"]
     await _carry_refusal(sync)
     now = utcnow()
-    cutoff = now - timedelta(seconds=sync.settings.inbox_sweep_seconds)
+    sweep_after = timedelta(seconds=sync.settings.inbox_sweep_seconds)
     behind = await _queue_behind(ctx["queue"], now)
-    if behind is not None:  # a job handed on since is only waiting for a worker, not lost
-        cutoff = min(cutoff, now - behind - HANDOFF_SLACK)
+    if behind is None:  # the queue cannot say: a hand-off is lost after INBOX_SWEEP_SECONDS
+        cutoff = now - sweep_after
+    elif behind is IDLE:  # no job waits: one handed on a moment ago was started, or lost
+        cutoff = now - min(sweep_after, HANDOFF_SLACK)
+    else:  # jobs start in hand-off order: one handed on before the oldest waiting was started
+        cutoff = now - behind - HANDOFF_SLACK
     async with sync.session_factory() as session:
         due = await Inbox(session).due(cutoff, unsent_before=now - UNSENT_GRACE)
     if not due:
@@ -424,14 +432,14 @@ async def _carry_refusal(sync: SyncContext) -> None:
 
 
 async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
-    """How long the oldest job due in the queue has waited for a worker; None when none waits
-    (or the queue cannot say: then the hand-off fails too, and the unsent events wait)."""
+    """How long the oldest job due in the queue has waited for a worker (`IDLE` when none waits);
+    None when the queue cannot say (then the hand-off fails too, and the unsent events wait)."""
     try:
         since = await queue.waiting_since()
     except QueueUnavailable:
         return None
     if since is None:
-        return None
+        return IDLE
     return max(timedelta(0), now - datetime.fromtimestamp(since, UTC))
 
 

@@ -103,6 +103,11 @@ class Cluster:
 
     async def new_sleeps(self, count: int) -> list[dict[str, Any]]:
         """New sleeps at the simulator (no webhook yet), spread over the members."""
+        return await self.new_records(count, "sleep")
+
+    async def new_records(self, count: int, kind: str) -> list[dict[str, Any]]:
+        """New records of a kind (sleep, workout) at the simulator (no webhook yet), spread over
+        the members."""
         ids = list(self.members)
         # Bounded: thousands of requests waiting on one httpx pool cost quadratic time.
         bound = asyncio.Semaphore(32)
@@ -110,7 +115,7 @@ class Cluster:
         async def one(n: int) -> dict[str, Any]:
             async with bound:
                 answer = await self.http.post(
-                    f"{self.sim.url}/_sim/users/{ids[n % len(ids)]}/sleep",
+                    f"{self.sim.url}/_sim/users/{ids[n % len(ids)]}/{kind}",
                     json={"id": str(uuid.uuid4())},
                     params={"webhook": "false"},
                 )
@@ -126,8 +131,9 @@ class Cluster:
         rate: float,
         window: float = 120.0,
         out: Deliveries | None = None,
+        event_type: str = "sleep.updated",
     ) -> Deliveries:
-        """Send one `sleep.updated` per record at `rate` a second, each delivered again after
+        """Send one `event_type` per record at `rate` a second, each delivered again after
         a 503 or no answer, until answered 204 or `window` seconds have passed (counted into
         `out` as they happen)."""
         out = Deliveries() if out is None else out
@@ -138,7 +144,7 @@ class Cluster:
             payload = {
                 "user_id": record["user_id"],
                 "id": record["id"],
-                "type": "sleep.updated",
+                "type": event_type,
                 "trace_id": f"trace-{record['id']}",
             }
             raw = json.dumps(payload, separators=(",", ":")).encode()
@@ -183,12 +189,12 @@ class Cluster:
                     reads.add(answer)
             await asyncio.sleep(0.1)
 
-    async def cached_ids(self) -> set[str]:
-        """Ids of every sleep the api serves from its cache (one read per member)."""
+    async def cached_ids(self, kind: str = "sleep") -> set[str]:
+        """Ids of every record of a kind the api serves from its cache (one read per member)."""
         ids: set[str] = set()
         for user_id in self.members.values():
             answer = await self.http.get(
-                f"{self.api.url}/api/v1/smart/sleep",
+                f"{self.api.url}/api/v1/smart/{kind}",
                 params={"limit": 100},
                 headers={"Authorization": f"Bearer {self.token(user_id)}"},
             )
@@ -199,12 +205,12 @@ class Cluster:
                 ids |= {r["id"] for r in body["data"]}
         return ids
 
-    async def readable_within(self, ids: set[str], limit: float) -> bool:
+    async def readable_within(self, ids: set[str], limit: float, kind: str = "sleep") -> bool:
         """True once every id is served from the cache, False if `limit` seconds pass first."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if ids <= await self.cached_ids():
+                if ids <= await self.cached_ids(kind):
                     return True
             await asyncio.sleep(0.2)
         return False

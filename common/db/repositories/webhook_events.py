@@ -206,9 +206,16 @@ class WebhookEventRepository:
         unsent_before: datetime | None = None,
     ) -> Sequence[WebhookEvent]:
         """Pending events neither leased to a job nor parked (the sweep): those handed off before
-        `received_before` (recorded before it too), and those never handed off (a failed
-        enqueue took its note back) recorded before `unsent_before` (default: the same moment)."""
+        `received_before` (recorded before it too), those never handed off (a failed enqueue
+        took its note back) recorded before `unsent_before` (default: the same moment), and
+        those whose job's lease ran out without a hand-off since (the job died with its worker)."""
         unsent_before = received_before if unsent_before is None else unsent_before
+        # A lease that ran out with its event still pending and not handed on since: its job
+        # died (a killed worker) and no queued job will come for it.
+        orphaned = WebhookEvent.claimed_until.is_not(None) & (
+            WebhookEvent.enqueued_at.is_(None)
+            | (WebhookEvent.enqueued_at < WebhookEvent.claimed_until)
+        )
         stmt = (
             select(WebhookEvent)
             .where(
@@ -217,7 +224,8 @@ class WebhookEventRepository:
                 | (
                     (WebhookEvent.enqueued_at < received_before)
                     & (WebhookEvent.received_at < received_before)
-                ),
+                )
+                | orphaned,
                 (WebhookEvent.claimed_until.is_(None)) | (WebhookEvent.claimed_until <= now),
                 WebhookEvent.parked_at.is_(None),
             )
