@@ -92,7 +92,7 @@ CYCLES_ALLOWED: dict[frozenset[str], str] = {
         {"common.feed", "common.sync"},
     )
 }
-LISTENERS_ALLOWED: dict[str, str] = {"common/feed/feed.py": PENDING}
+LISTENERS_ALLOWED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
