@@ -81,9 +81,7 @@ COMMITS_ALLOWED: dict[str, str] = dict.fromkeys(
     ],
     PENDING,
 )
-SQL_ALLOWED: dict[str, str] = dict.fromkeys(
-    ["common/db/engine.py", "common/db/models/webhook.py", "common/http_ops.py"], PENDING
-)
+SQL_ALLOWED: dict[str, str] = {}
 CYCLES_ALLOWED: dict[frozenset[str], str] = {
     frozenset(c): PENDING
     for c in (
