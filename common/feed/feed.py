@@ -23,8 +23,8 @@ from common.db.repositories.retention import CHANGES
 from common.feed.drain import Drainer
 from common.feed.notify import ChangeNotifier
 from common.feed.push import enqueue_users
-from common.sync.retention import BATCH as PRUNE_BATCH
-from common.sync.retention import prune
+from common.retention import BATCH as PRUNE_BATCH
+from common.retention import prune
 
 if TYPE_CHECKING:
     from common.feed.pusher import Pusher

@@ -33,13 +33,13 @@ from common.metrics import JOBS as JOB_METRIC
 from common.metrics import RECONCILE_LAST_PASS
 from common.queue import JobSpec, Queue, QueueUnavailable
 from common.ratelimit import DEFAULT_MAX_WAIT, Priority
+from common.retention import prune
 from common.sync.backlog import BACKLOG_TICK_SECONDS, count_backlog
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
 from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox, hand_off
 from common.sync.oplog import tag_calls
 from common.sync.reconcile import RECONCILE_WINDOW, reconcile, refetch_all_pending
-from common.sync.retention import prune
 from common.sync.tokens import refresh_expiring
 from common.types import DataType, EventStatus, Trigger
 from common.whoop.client import DEFAULT_TIMEOUT
