@@ -34,7 +34,8 @@ PACKAGES = ("common", "services")
 
 # Modules that own a unit of work and may commit it (paths relative to the repository).
 COMMIT_BOUNDARIES = (
-    "common/*/jobs.py",  # arq jobs and crons (`common/sync/jobs.py`, `common/feed/jobs.py`, …)
+    "common/*/jobs.py",  # arq jobs and crons (`common/feed/jobs.py`)
+    "common/*/jobs/*.py",  # arq jobs and crons by concern (`common/sync/jobs/events.py`, …)
     "services/worker/*.py",  # the worker's job and cron wrappers
     "services/*/routes/*.py",  # HTTP routes
     "services/*/*/routes.py",  # HTTP routes of a sub-application (the console)

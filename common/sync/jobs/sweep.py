@@ -1,0 +1,62 @@
+"""The inbox's sweep: what no job will take otherwise goes back to the queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from common.db.types import utcnow
+from common.queue import Queue, QueueUnavailable
+from common.sync.context import SyncContext
+from common.sync.inbox import Inbox, hand_off
+
+__all__ = ["SWEEP_TICK_SECONDS", "UNSENT_GRACE", "sweep_inbox"]
+
+log = structlog.get_logger(__name__)
+
+# The sweep runs at least this often, so that events the queue refused while Redis was away are
+# handed on within seconds of its return, whatever INBOX_SWEEP_SECONDS says for lost jobs.
+SWEEP_TICK_SECONDS = 5
+# A never-handed-off event this young may still be in its webhook's hands.
+UNSENT_GRACE = timedelta(seconds=1)
+# Between an event's hand-off note and its job's due time in the queue: the webhook notes it just
+# before enqueueing, and the processes' clocks may differ a little.
+HANDOFF_SLACK = timedelta(seconds=5)
+
+
+async def sweep_inbox(ctx: dict[str, Any]) -> int:
+    """Enqueue what no job will take otherwise: events never handed off (the queue refused them:
+    Redis was away) at once, and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job
+    lost with its worker or with Redis)."""
+    sync: SyncContext = ctx["sync"]
+    now = utcnow()
+    cutoff = now - timedelta(seconds=sync.settings.inbox_sweep_seconds)
+    behind = await _queue_behind(ctx["queue"], now)
+    if behind is not None:  # a job handed on since is only waiting for a worker, not lost
+        cutoff = min(cutoff, now - behind - HANDOFF_SLACK)
+    async with sync.session_factory() as session:
+        due = await Inbox(session).due(cutoff, unsent_before=now - UNSENT_GRACE)
+    if not due:
+        return 0
+    sent = await hand_off(ctx["queue"], sync.session_factory, due)
+    log.info(
+        "inbox.swept",
+        due=len(due),
+        enqueued=sent,
+        queue_behind_s=None if behind is None else round(behind.total_seconds(), 1),
+    )
+    return sent
+
+
+async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
+    """How long the oldest job due in the queue has waited for a worker; None when none waits
+    (or the queue cannot say: then the hand-off fails too, and the unsent events wait)."""
+    try:
+        since = await queue.waiting_since()
+    except QueueUnavailable:
+        return None
+    if since is None:
+        return None
+    return max(timedelta(0), now - datetime.fromtimestamp(since, UTC))
