@@ -119,16 +119,14 @@ class Inbox:
         return ids
 
 
-async def retry_parked_events(session_factory: async_sessionmaker[AsyncSession]) -> int:
+async def retry_parked_events(session: AsyncSession) -> int:
     """Give the events whose retries ran out for a passing reason (WHOOP 5xx, timeouts) back to
     the sweeper, and close as failed, with their last error, those received more than
     PARKED_RETRY_WINDOW ago (SPEC §4: retried for at most a day); how many went back. The
-    reconciliation pass calls it."""
-    async with session_factory() as session:
-        events = WebhookEventRepository(session)
-        given_up = await events.give_up_parked(utcnow() - PARKED_RETRY_WINDOW)
-        count = await events.unpark()
-        await session.commit()
+    reconciliation pass calls it and commits."""
+    events = WebhookEventRepository(session)
+    given_up = await events.give_up_parked(utcnow() - PARKED_RETRY_WINDOW)
+    count = await events.unpark()
     if given_up:
         log.warning("inbox.parked_given_up", count=given_up)
     if count:

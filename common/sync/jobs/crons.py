@@ -8,8 +8,8 @@ from typing import Any
 from common.metrics import RECONCILE_LAST_PASS
 from common.retention import prune
 from common.sync.context import SyncContext
+from common.sync.jobs.reconcile import reconcile, refetch_all_pending
 from common.sync.oplog import tag_calls
-from common.sync.reconcile import reconcile, refetch_all_pending
 from common.sync.tokens import refresh_expiring
 from common.types import Trigger
 

@@ -12,6 +12,7 @@ from common.metrics import JOBS as JOB_METRIC
 from common.ratelimit import Priority
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
+from common.sync.jobs.backfill import run_backfill
 from common.sync.jobs.events import backoff
 from common.sync.oplog import tag_calls
 from common.sync.reconcile import RECONCILE_WINDOW
@@ -28,9 +29,7 @@ async def backfill_user(ctx: dict[str, Any], user_id: str) -> str:
     sync: SyncContext = ctx["sync"]
     job_try = int(ctx.get("job_try", 1))
     tag_calls(Trigger.BACKFILL)
-    async with sync.session_factory() as session:
-        results = await sync.service(session).backfill(uuid.UUID(user_id))
-        await session.commit()
+    results = await run_backfill(sync, uuid.UUID(user_id))
     errors = [r.error for r in results if r.error is not None]
     transient = [e for e in errors if EventOutcome(EventStatus.FAILED, error=e).retryable]
     if transient and job_try < BACKFILL_TRIES:
