@@ -1,18 +1,22 @@
-"""The inbox's sweep: what no job will take otherwise goes back to the queue."""
+"""The inbox's hand-offs: the sweep (what no job will take otherwise goes back to the queue), the
+start of a process whose queue lives in memory, and the hand-off note after an enqueue."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db.repositories import WebhookEventRepository
 from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable
 from common.sync.context import SyncContext
-from common.sync.inbox import Inbox, hand_off
+from common.sync.inbox import PROCESS_EVENT, Inbox
 
-__all__ = ["SWEEP_TICK_SECONDS", "UNSENT_GRACE", "sweep_inbox"]
+__all__ = ["SWEEP_TICK_SECONDS", "UNSENT_GRACE", "hand_off", "resume_pending", "sweep_inbox"]
 
 log = structlog.get_logger(__name__)
 
@@ -60,3 +64,36 @@ async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
     if since is None:
         return None
     return max(timedelta(0), now - datetime.fromtimestamp(since, UTC))
+
+
+async def resume_pending(queue: Queue, session_factory: async_sessionmaker[AsyncSession]) -> int:
+    """Hand on every pending event no job holds: at the start of a process whose queue lives in
+    memory, what the last one held was lost with it."""
+    async with session_factory() as session:
+        due = await Inbox(session).due(utcnow() + timedelta(seconds=1), limit=100_000)
+    sent = await hand_off(queue, session_factory, due)
+    if sent:
+        log.info("inbox.resumed", count=sent)
+    return sent
+
+
+async def hand_off(
+    queue: Queue, session_factory: async_sessionmaker[AsyncSession], event_ids: Sequence[int]
+) -> int:
+    """Enqueue events and note when; stops at the first queue failure (the sweeper retries later)."""
+    sent: list[int] = []
+    for event_id in event_ids:
+        try:
+            await queue.enqueue(PROCESS_EVENT, event_id)
+        except QueueUnavailable as exc:
+            log.warning("inbox.enqueue_failed", event_id=event_id, error=str(exc))
+            break
+        sent.append(event_id)
+    if sent:
+        try:
+            async with session_factory() as session:
+                await WebhookEventRepository(session).mark_enqueued(sent)
+                await session.commit()
+        except Exception:  # the jobs are queued; a missing mark only makes the sweep earlier
+            log.warning("inbox.mark_enqueued_failed", count=len(sent))
+    return len(sent)

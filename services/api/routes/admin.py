@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from common.config import Settings
 from common.queue import QueueUnavailable
 from common.sync.erase import NotConnected, erase_user, revoke_with
-from common.sync.replay import replay_events, replay_pushes
+from common.sync.jobs.replay import replay_events, replay_pushes
 from common.types import EventStatus
 from services.api.admin_schemas import (
     EraseResponse,
