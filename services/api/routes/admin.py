@@ -180,5 +180,6 @@ async def delete_user(state: StateDep, session: SessionDep, user_id: UserRef) ->
         receipt = await erase_user(session, target, revoke=revoke_with(state.whoop, state.tokens))
     except NotConnected:
         raise ApiError(404, "not_found", f"No WHOOP connection for user {target}") from None
+    await session.commit()
     log.info("admin.erased", user_id=str(target), revoked_at_whoop=receipt.revoked_at_whoop)
     return EraseResponse(**receipt.as_dict())
