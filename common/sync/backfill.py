@@ -3,8 +3,9 @@
 The progress lives on the connection row (`backfill_*`), so every process and the API see it
 move: each page WHOOP returns is written and committed, and its records counted, before the next
 page is asked for. The backfill yields at each of those points and its job commits
-(`common.sync.jobs.backfill.run_backfill`). A backfill that could not start or finish stays due (`backfill_pending_since`)
-and is finished later by reconciliation, type by type: types already done are not fetched again.
+(`common.sync.jobs.backfill.run_backfill`). A backfill that could not start or finish stays due
+(`backfill_pending_since`) and is finished later by reconciliation, type by type: types already
+done are not fetched again.
 
 A type that keeps failing for a reason that will not pass by itself (a 403, another 4xx) backs off
 per user and type (`RETRY_BASE` times 4 to the failures before); after `MAX_FAILURES` the type is given up and, once every
