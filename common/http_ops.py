@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.db.repositories.connection_setup import ping
 
 __all__ = [
     "Check",
@@ -54,7 +55,7 @@ def error_response(status_code: int, code: str, message: str) -> JSONResponse:
 async def ping_database(engine: AsyncEngine) -> None:
     """Run `SELECT 1`."""
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+        await ping(connection)
 
 
 async def ping_redis(redis: Redis) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from common import tracing
+from common.db.repositories.connection_setup import begin_sqlite, configure_sqlite
 
 Pooler = Literal["none", "transaction"]
 
@@ -25,24 +26,8 @@ def create_engine(url: str, *, pooler: Pooler = "none", **kwargs: Any) -> AsyncE
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the driver, open transactions: SAVEPOINTs then work as documented.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            # FULL: a commit is on disk before it returns. The webhook answers 204 only after the
-            # event's commit, and WHOOP does not send an acknowledged event again; NORMAL would
-            # let a power failure take back the last commits. WAL keeps the cost to one fsync of
-            # the log per commit (bench/sqlite_durability.py measures it).
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
-
+        event.listen(engine.sync_engine, "connect", configure_sqlite)
+        event.listen(engine.sync_engine, "begin", begin_sqlite)
         tracing.instrument_engine(engine)
         return engine
     if pooler == "transaction":

@@ -68,14 +68,18 @@ class Drainer:
                 return
 
     async def drain(self) -> int:
-        """Number everything committed in the outbox; how many changes were numbered."""
+        """Number everything committed in the outbox; how many changes were numbered.
+
+        Each batch is its own unit of work by design: numbers are handed out under the drain's
+        lock, and its transaction commits before the lock is released (what makes the feed
+        gap-safe, `common.db.repositories.changes`); no writer's transaction can own it, since
+        it numbers what many writers committed."""
         total = 0
         while True:
-            async with self.session_factory() as session:
+            async with self.session_factory.begin() as session:
                 numbered = await ChangeRepository(session).drain(
                     batch=BATCH, deliveries=self.deliveries
                 )
-                await session.commit()
             if not numbered:
                 return total
             total += len(numbered)

@@ -1,42 +1,36 @@
 """The change feed of one process: the drainer, the wake-ups, and the hook that drains after
-every commit that recorded a change."""
+every commit that recorded a change.
+
+The hook is attached by `ChangeFeed` to the session factory it is given (to a session class of
+that factory's own, never to `Session` itself): a commit of one of its sessions whose transaction
+inserted into the outbox asks the drainer to number the changes now. Sessions of other factories
+are not watched; the `drain_changes` cron numbers whatever a hook missed (a process that died).
+"""
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from common.config import Settings
-from common.db.repositories.changes import PENDING, Numbered
+from common.db.models import ChangeOutbox
+from common.db.repositories.changes import Numbered
 from common.db.repositories.retention import CHANGES
 from common.feed.drain import Drainer
 from common.feed.notify import ChangeNotifier
 from common.feed.push import enqueue_users
-from common.sync.retention import BATCH as PRUNE_BATCH
-from common.sync.retention import prune
+from common.retention import BATCH as PRUNE_BATCH
+from common.retention import prune
 
 if TYPE_CHECKING:
     from common.feed.pusher import Pusher
     from common.queue import Queue
 
-AFTER_COMMIT = "feed.after_commit"
-
-
-@event.listens_for(Session, "after_commit")
-def _drain_after_commit(session: Session) -> None:
-    """A commit that recorded changes asks its process's drainer to number them."""
-    if session.info.pop(PENDING, False):
-        hook = session.info.get(AFTER_COMMIT)
-        if hook is not None:
-            hook()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(PENDING, None)
+OUTBOX = ChangeOutbox.__tablename__
 
 
 class ChangeFeed:
@@ -53,7 +47,30 @@ class ChangeFeed:
         self.queue: Queue | None = None
         # This process's push senders, when it sends pushes (`common.feed.pusher.pusher_for`).
         self.pusher: Pusher | None = None
-        session_factory.configure(info={AFTER_COMMIT: self.drainer.request})
+        # Sessions whose open transaction inserted into the outbox (forgotten at its end).
+        self._recorded: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._watch(session_factory)
+
+    def _watch(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        """Drain after every commit of `session_factory`'s sessions that recorded a change: the
+        factory's sessions get a class of their own (a `sessionmaker`'s), listened to here."""
+        base = session_factory.kw.get("sync_session_class") or Session
+        sessions = sessionmaker(class_=base)
+        event.listen(sessions, "do_orm_execute", self._executed)
+        event.listen(sessions, "after_commit", self._committed)
+        event.listen(sessions, "after_rollback", self._recorded.discard)
+        session_factory.configure(sync_session_class=sessions.class_)
+
+    def _executed(self, state: ORMExecuteState) -> None:
+        table = getattr(state.statement, "table", None)  # an annotated copy: compare names
+        if state.is_insert and getattr(table, "name", None) == OUTBOX:
+            self._recorded.add(state.session)
+
+    def _committed(self, session: Session) -> None:
+        """A commit that recorded changes asks this process's drainer to number them."""
+        if session in self._recorded:
+            self._recorded.discard(session)
+            self.drainer.request()
 
     def use_queue(self, queue: Queue | None) -> None:
         """Where push jobs go once changes are numbered (unset: only the due cron starts them)."""
@@ -84,4 +101,4 @@ class ChangeFeed:
         await self.notifier.aclose()
 
 
-__all__ = ["AFTER_COMMIT", "ChangeFeed"]
+__all__ = ["ChangeFeed"]

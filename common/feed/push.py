@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import orjson
@@ -26,18 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from common import tracing
+from common.config import Settings
 from common.db.models import AppDelivery, Change
 from common.db.repositories.deliveries import DeliveryRepository
 from common.db.types import utcnow
 from common.feed.cursor import encode
 from common.feed.lifecycle import event_name
-from common.locks import LockTimeout
+from common.locks import Locks, LockTimeout
 from common.metrics import APP_DELIVERIES, APP_DELIVERY_LAG
 
 if TYPE_CHECKING:
-    from common.feed.pusher import Pusher
     from common.queue import Queue
-    from common.sync.context import SyncContext
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +48,25 @@ JOB_BUDGET = 30.0
 # The lease of a user's queue lock, renewed every third of it while held: a killed sender holds
 # that user's pushes back this long at most.
 LEASE = 15.0
+
+
+class PushContext(Protocol):
+    """What sending pushes needs of a process (its `SyncContext` has it all)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def locks(self) -> Locks: ...
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+
+
+class Waker(Protocol):
+    """Whom a sender hands a user back to, now or after a delay (`common.feed.pusher.Pusher`)."""
+
+    def wake(self, user_ids: Iterable[uuid.UUID], delay: float = 0.0) -> None: ...
 
 
 def payload(change: Change) -> bytes:
@@ -108,7 +126,7 @@ async def post(http: httpx.AsyncClient, url: str, secret: str, change: Change) -
     return Answer(ok, response.status_code, None if ok else f"HTTP {response.status_code}", ms)
 
 
-async def deliver_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) -> int:
+async def deliver_user(sync: PushContext, pusher: Waker, user_id: uuid.UUID) -> int:
     """Send the user's due pushes in order, holding the user's queue; how many were acknowledged.
 
     The queue is held by a named lock (Redis across processes, renewed while held; in-process in
@@ -133,13 +151,13 @@ async def deliver_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) ->
             return sent
 
 
-async def _due(sync: SyncContext, user_id: uuid.UUID) -> bool:
+async def _due(sync: PushContext, user_id: uuid.UUID) -> bool:
     async with sync.session_factory() as session:
         head = await DeliveryRepository(session).head_of(user_id)
     return head is not None and head[0].next_attempt_at <= utcnow()
 
 
-async def _drain_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) -> tuple[int, bool]:
+async def _drain_user(sync: PushContext, pusher: Waker, user_id: uuid.UUID) -> tuple[int, bool]:
     """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting)."""
     settings = sync.settings
     assert settings.app_webhook_url is not None
@@ -149,7 +167,6 @@ async def _drain_user(sync: SyncContext, pusher: Pusher, user_id: uuid.UUID) -> 
     while time.monotonic() - started < JOB_BUDGET:
         async with sync.session_factory() as session:  # returned before the POST
             head = await DeliveryRepository(session).head_of(user_id)
-            await session.commit()
         if head is None:
             return sent, True
         delivery, change = head
@@ -174,9 +191,14 @@ async def _note(
     change: Change,
     answer: Answer,
 ) -> float | None:
-    """Record the attempt and its consequence; the delay before a retry, or None."""
+    """Record the attempt and its consequence; the delay before a retry, or None.
+
+    Each attempt is its own unit of work by design: its POST was sent with no transaction open
+    (a slow receiver holds no connection), and what it came to is written at once, whatever
+    becomes of the next one; the sender that calls this is a task of its own, not a job.
+    """
     now, seq = utcnow(), delivery.change_seq
-    async with factory() as session:
+    async with factory.begin() as session:
         repo = DeliveryRepository(session)
         await repo.record_attempt(
             seq,
@@ -195,7 +217,6 @@ async def _note(
         else:
             delay = retry_delay(delivery.attempts + 1)
             await repo.retry_at(seq, now + timedelta(seconds=delay))
-        await session.commit()
     if answer.ok:
         APP_DELIVERIES.labels("delivered").inc()
         APP_DELIVERY_LAG.observe(max(0.0, (now - change.changed_at).total_seconds()))

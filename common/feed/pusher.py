@@ -20,17 +20,15 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from common import tracing
-from common.feed.push import deliver_user
+from common.feed.push import PushContext, deliver_user
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-
-    from common.sync.context import SyncContext
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +42,7 @@ class Pusher:
     """Wanted users, earliest due first, and the sender tasks that serve them."""
 
     def __init__(
-        self, sync: SyncContext, *, slots: int = PUSH_SLOTS, max_waiting: int = MAX_WAITING
+        self, sync: PushContext, *, slots: int = PUSH_SLOTS, max_waiting: int = MAX_WAITING
     ) -> None:
         self.sync = sync
         self.slots = slots
@@ -142,7 +140,20 @@ class Pusher:
         self._tasks = []
 
 
-def pusher_for(sync: SyncContext) -> Pusher:
+class HoldsPusher(Protocol):
+    """Where a process keeps its pusher (its change feed)."""
+
+    pusher: Pusher | None
+
+
+class PusherHost(PushContext, Protocol):
+    """A process's context, with the change feed that keeps its pusher."""
+
+    @property
+    def feed(self) -> HoldsPusher: ...
+
+
+def pusher_for(sync: PusherHost) -> Pusher:
     """This process's pusher, started on first use; the change feed hands it its users directly
     and closes it with the context."""
     feed = sync.feed

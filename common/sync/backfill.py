@@ -2,8 +2,10 @@
 
 The progress lives on the connection row (`backfill_*`), so every process and the API see it
 move: each page WHOOP returns is written and committed, and its records counted, before the next
-page is asked for. A backfill that could not start or finish stays due (`backfill_pending_since`)
-and is finished later by reconciliation, type by type: types already done are not fetched again.
+page is asked for. The backfill yields at each of those points and its job commits
+(`common.sync.jobs.backfill.run_backfill`). A backfill that could not start or finish stays due
+(`backfill_pending_since`) and is finished later by reconciliation, type by type: types already
+done are not fetched again.
 
 A type that keeps failing for a reason that will not pass by itself (a 403, another 4xx) backs off
 per user and type (`RETRY_BASE` times 4 to the failures before); after `MAX_FAILURES` the type is given up and, once every
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +47,7 @@ from common.whoop.resources import PAGE_SIZE
 if TYPE_CHECKING:
     from common.sync.service import SyncService
 
-__all__ = ["MAX_FAILURES", "RETRY_BASE", "backfill_view", "restart_failed", "run_backfill"]
+__all__ = ["MAX_FAILURES", "RETRY_BASE", "Backfill", "backfill_view", "restart_failed"]
 
 log = structlog.get_logger(__name__)
 
@@ -84,48 +86,60 @@ def _persistent(error: WhoopError) -> bool:
     return isinstance(error, WhoopClientError | WhoopNotFound | WhoopAuthError)
 
 
-async def run_backfill(
-    service: SyncService, user_id: uuid.UUID, days: int | None = None
-) -> list[SyncResult]:
-    """Pull every collection not done yet over the last `days` (BACKFILL_DAYS), page by page, at
-    background priority; the results of the types tried."""
-    session = service.session
-    connections = ConnectionRepository(session)
-    row = await connections.get(user_id)
-    await session.commit()  # end the read: on SQLite a write after it could meet a stale snapshot
-    if row is None or row.status != ConnectionStatus.ACTIVE.value:
-        return []
-    due, now = row.backfill_pending_since, utcnow()
-    fresh = due is None or row.backfill_status in (DONE, FAILED)  # asked for afresh: start over
-    progress = _progress(None if fresh else row.backfill_progress)
-    started_at = None if fresh else row.backfill_started_at
-    days = service.settings.backfill_days if days is None else days
-    await connections.set_backfill(
-        user_id,
-        backfill_status=RUNNING,
-        backfill_days=days,
-        backfill_started_at=started_at or now,
-        backfill_finished_at=None,
-        backfill_error=None,
-        backfill_progress=orjson.dumps(progress).decode(),
-    )
-    await session.commit()
-    since = now - timedelta(days=days)
-    results = []
-    for data_type in ALL_TYPES:
-        name = data_type.value
-        if name in progress["done"] or name in progress["given_up"]:
-            continue
-        retry_at = progress["retry_at"].get(name)
-        if retry_at is not None and datetime.fromisoformat(retry_at) > now:
-            continue  # backing off
-        result = await _sync_type(service, user_id, data_type, since, progress)
-        results.append(result)
-        _note(progress, data_type, result, utcnow())
-        await connections.set_backfill(user_id, backfill_progress=orjson.dumps(progress).decode())
-        await session.commit()
-    await _conclude(service, user_id, due, progress)
-    return results
+class Backfill:
+    """One user's backfill over a sync service's session. `steps()` yields each time the work so
+    far must be committed, for every process to see: the backfill marked running, each page
+    written with its count, each type's end. The caller (a job) commits at each step; `results`
+    holds the results of the types tried."""
+
+    def __init__(self, service: SyncService, user_id: uuid.UUID, days: int | None = None) -> None:
+        self.service, self.user_id, self.days = service, user_id, days
+        self.results: list[SyncResult] = []
+
+    async def steps(self) -> AsyncIterator[None]:
+        """Pull every collection not done yet over the last `days` (BACKFILL_DAYS), page by page,
+        at background priority; yields where the caller commits."""
+        service, user_id = self.service, self.user_id
+        connections = ConnectionRepository(service.session)
+        row = await connections.get(user_id)
+        yield  # end the read: on SQLite a write after it could meet a stale snapshot
+        if row is None or row.status != ConnectionStatus.ACTIVE.value:
+            return
+        due, now = row.backfill_pending_since, utcnow()
+        fresh = due is None or row.backfill_status in (DONE, FAILED)  # asked for afresh: start over
+        progress = _progress(None if fresh else row.backfill_progress)
+        started_at = None if fresh else row.backfill_started_at
+        days = service.settings.backfill_days if self.days is None else self.days
+        await connections.set_backfill(
+            user_id,
+            backfill_status=RUNNING,
+            backfill_days=days,
+            backfill_started_at=started_at or now,
+            backfill_finished_at=None,
+            backfill_error=None,
+            backfill_progress=orjson.dumps(progress).decode(),
+        )
+        yield
+        since = now - timedelta(days=days)
+        for data_type in ALL_TYPES:
+            name = data_type.value
+            if name in progress["done"] or name in progress["given_up"]:
+                continue
+            retry_at = progress["retry_at"].get(name)
+            if retry_at is not None and datetime.fromisoformat(retry_at) > now:
+                continue  # backing off
+            typed = _TypeBackfill(service, user_id, data_type, since, progress)
+            async for _ in typed.steps():
+                yield
+            assert typed.result is not None
+            self.results.append(typed.result)
+            _note(progress, data_type, typed.result, utcnow())
+            await connections.set_backfill(
+                user_id, backfill_progress=orjson.dumps(progress).decode()
+            )
+            yield
+        await _conclude(service, user_id, due, progress)
+        yield
 
 
 def _note(progress: dict[str, Any], data_type: DataType, result: SyncResult, now: datetime) -> None:
@@ -154,13 +168,13 @@ def _note(progress: dict[str, Any], data_type: DataType, result: SyncResult, now
 async def _conclude(
     service: SyncService, user_id: uuid.UUID, due: datetime | None, progress: dict[str, Any]
 ) -> None:
-    """Record the backfill done or failed once every type is; else it stays due (pending)."""
+    """Record the backfill done or failed once every type is; else it stays due (pending). The
+    caller commits."""
     session = service.session
     connections = ConnectionRepository(session)
     settled = set(progress["done"]) | set(progress["given_up"])
     if not settled >= {t.value for t in DataType}:
         await connections.set_backfill(user_id, backfill_status=PENDING)
-        await session.commit()
         return
     failed = bool(progress["given_up"])
     errors = progress.get("errors", {})
@@ -182,7 +196,6 @@ async def _conclude(
             at=utcnow(),
             record=_jsonable(backfill_view(row)),
         )
-    await session.commit()
     log.info("backfill.finished", user_id=str(user_id), status=row.backfill_status if row else None)
 
 
@@ -190,55 +203,70 @@ def _jsonable(view: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in view.items()}
 
 
-async def _sync_type(
-    service: SyncService,
-    user_id: uuid.UUID,
-    data_type: DataType,
-    since: datetime,
-    progress: dict[str, Any],
-) -> SyncResult:
-    """One collection, written and counted page by page; the attempt recorded at the end."""
-    session, name = service.session, data_type.value
-    started, clock = utcnow(), time.monotonic()
-    client = service.client(user_id, Priority.BACKGROUND)
-    connections = ConnectionRepository(session)
-    page: list[Mapping[str, Any]] = []
-    fetched = written = 0
-    progress["records"][name] = 0
+class _TypeBackfill:
+    """One collection, written and counted page by page; the attempt recorded at the end.
+    `steps()` yields after each page and after the attempt (the caller commits); `result` is
+    set once it is done."""
 
-    async def flush() -> None:
-        nonlocal written
-        progress["records"][name] += len(page)
+    def __init__(
+        self,
+        service: SyncService,
+        user_id: uuid.UUID,
+        data_type: DataType,
+        since: datetime,
+        progress: dict[str, Any],
+    ) -> None:
+        self.service, self.user_id, self.data_type = service, user_id, data_type
+        self.since, self.progress = since, progress
+        self.page: list[Mapping[str, Any]] = []
+        self.written = 0
+        self.result: SyncResult | None = None
+
+    async def _write_page(self) -> None:
+        name = self.data_type.value
+        self.progress["records"][name] += len(self.page)
         # The progress first: its row lock comes before the write's share lock on the same row,
         # so two backfills of one user never deadlock upgrading their share locks.
-        await connections.set_backfill(user_id, backfill_progress=orjson.dumps(progress).decode())
-        summary = await service.write(user_id, data_type, page)
-        written += summary.written
-        await session.commit()
-        page.clear()
-
-    try:
-        async for model in client.collection(data_type, start=since):
-            page.append(model.raw)
-            fetched += 1
-            if len(page) >= PAGE_SIZE:
-                await flush()
-        if page:
-            await flush()
-    except WhoopError as exc:
-        if page:
-            await flush()
-        status = status_of(exc)
-        await service.record(
-            user_id, data_type, Trigger.BACKFILL, status, fetched, started, clock, exc.reason
+        await ConnectionRepository(self.service.session).set_backfill(
+            self.user_id, backfill_progress=orjson.dumps(self.progress).decode()
         )
-        await session.commit()
-        return SyncResult(data_type, fetched, written, started, exc, status)
-    await service.record(
-        user_id, data_type, Trigger.BACKFILL, SyncStatus.SUCCESS, fetched, started, clock
-    )
-    await session.commit()
-    return SyncResult(data_type, fetched, written, started)
+        summary = await self.service.write(self.user_id, self.data_type, self.page)
+        self.written += summary.written
+        self.page = []
+
+    async def steps(self) -> AsyncIterator[None]:
+        """Fetch the collection since `since`, yielding after each page written (to commit)."""
+        service, user_id, data_type = self.service, self.user_id, self.data_type
+        started, clock = utcnow(), time.monotonic()
+        client = service.client(user_id, Priority.BACKGROUND)
+        fetched = 0
+        self.progress["records"][data_type.value] = 0
+        try:
+            async for model in client.collection(data_type, start=self.since):
+                self.page.append(model.raw)
+                fetched += 1
+                if len(self.page) >= PAGE_SIZE:
+                    await self._write_page()
+                    yield
+            if self.page:
+                await self._write_page()
+                yield
+        except WhoopError as exc:
+            if self.page:
+                await self._write_page()
+                yield
+            status = status_of(exc)
+            await service.record(
+                user_id, data_type, Trigger.BACKFILL, status, fetched, started, clock, exc.reason
+            )
+            yield
+            self.result = SyncResult(data_type, fetched, self.written, started, exc, status)
+            return
+        await service.record(
+            user_id, data_type, Trigger.BACKFILL, SyncStatus.SUCCESS, fetched, started, clock
+        )
+        yield
+        self.result = SyncResult(data_type, fetched, self.written, started)
 
 
 async def restart_failed(session: AsyncSession, user_id: uuid.UUID) -> bool:

@@ -58,7 +58,7 @@ class SyncContext:
     # WHOOP calls per hour by trigger, written in batches (closed with the context).
     calls: CallLog | None = None
     _owned: list[Any] = field(default_factory=list, repr=False)
-    # The event leases this process keeps renewed (common.sync.jobs.LeaseKeeper), made on first use.
+    # The event leases this process keeps renewed (common.sync.jobs.events.LeaseKeeper), made on first use.
     leases: Any = field(default=None, repr=False)
 
     def tokens(self, user_id: uuid.UUID) -> TokenSource:

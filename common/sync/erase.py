@@ -1,7 +1,7 @@
 """Erase (SPEC §3.5): every copy of one user's WHOOP data goes in one step.
 
 `erase_user` revokes access at WHOOP first (outside any transaction: no row stays locked across the
-network), then, in one transaction, deletes the user's records of all four types, tombstones, sync
+network), then, in one transaction (its route commits it), deletes the user's records of all four types, tombstones, sync
 state and history, the payloads of the account's webhook events, the user's changes in the feed and
 their pushes, the connection itself; and records one `user.erased` change, which is numbered,
 streamed and pushed like any other (the app's backend deletes its copy on it; an open event stream
@@ -82,9 +82,11 @@ def revoke_with(whoop: WhoopClient, tokens: Callable[[uuid.UUID], TokenSource]) 
 
 
 async def erase_user(session: AsyncSession, user_id: uuid.UUID, *, revoke: Revoke) -> EraseReceipt:
-    """Revoke at WHOOP, then erase the user in one transaction, committed; the receipt.
+    """Revoke at WHOOP, then erase the user in one transaction, which the caller (a route)
+    commits; the receipt.
 
-    Raises NotConnected when the user has no connection. Give it a session without pending work.
+    Raises NotConnected when the user has no connection. Give it a session without pending work:
+    its first read is ended (rolled back) before WHOOP is called.
     """
     connections = ConnectionRepository(session)
     row = await connections.get(user_id)
@@ -92,7 +94,7 @@ async def erase_user(session: AsyncSession, user_id: uuid.UUID, *, revoke: Revok
         await session.rollback()
         raise NotConnected(user_id)
     has_tokens = row.access_token_enc is not None
-    await session.commit()  # no transaction stays open across the WHOOP call
+    await session.rollback()  # a read only: no transaction stays open across the WHOOP call
     revoked = has_tokens and await revoke(user_id)
     # Lock the connection first: writers holding it finish before, later ones find it gone.
     await connections.forget_tokens(user_id)
@@ -106,7 +108,6 @@ async def erase_user(session: AsyncSession, user_id: uuid.UUID, *, revoke: Revok
     await record_lifecycle(
         session, user_id=user_id, whoop_user_id=whoop_user_id, action=USER_ERASED, at=erased_at
     )
-    await session.commit()
     log.info("user.erased", user_id=str(user_id), revoked_at_whoop=revoked, **_flat(deleted))
     return EraseReceipt(user_id, whoop_user_id, erased_at, revoked, deleted)
 

@@ -10,11 +10,10 @@ tries ran out for a passing reason is parked until the reconciliation pass gives
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common.db.repositories import WebhookEventRepository
 from common.db.repositories.webhook_events import ClaimedRow, InboxWriter
@@ -29,9 +28,7 @@ __all__ = [
     "ClaimedEvent",
     "Inbox",
     "enqueue_recorded",
-    "hand_off",
     "record_event",
-    "resume_pending",
     "retry_parked_events",
 ]
 
@@ -119,54 +116,19 @@ class Inbox:
         return ids
 
 
-async def retry_parked_events(session_factory: async_sessionmaker[AsyncSession]) -> int:
+async def retry_parked_events(session: AsyncSession) -> int:
     """Give the events whose retries ran out for a passing reason (WHOOP 5xx, timeouts) back to
     the sweeper, and close as failed, with their last error, those received more than
     PARKED_RETRY_WINDOW ago (SPEC §4: retried for at most a day); how many went back. The
-    reconciliation pass calls it."""
-    async with session_factory() as session:
-        events = WebhookEventRepository(session)
-        given_up = await events.give_up_parked(utcnow() - PARKED_RETRY_WINDOW)
-        count = await events.unpark()
-        await session.commit()
+    reconciliation pass calls it and commits."""
+    events = WebhookEventRepository(session)
+    given_up = await events.give_up_parked(utcnow() - PARKED_RETRY_WINDOW)
+    count = await events.unpark()
     if given_up:
         log.warning("inbox.parked_given_up", count=given_up)
     if count:
         log.info("inbox.unparked", count=count)
     return count
-
-
-async def resume_pending(queue: Queue, session_factory: async_sessionmaker[AsyncSession]) -> int:
-    """Hand on every pending event no job holds: at the start of a process whose queue lives in
-    memory, what the last one held was lost with it."""
-    async with session_factory() as session:
-        due = await Inbox(session).due(utcnow() + timedelta(seconds=1), limit=100_000)
-    sent = await hand_off(queue, session_factory, due)
-    if sent:
-        log.info("inbox.resumed", count=sent)
-    return sent
-
-
-async def hand_off(
-    queue: Queue, session_factory: async_sessionmaker[AsyncSession], event_ids: Sequence[int]
-) -> int:
-    """Enqueue events and note when; stops at the first queue failure (the sweeper retries later)."""
-    sent: list[int] = []
-    for event_id in event_ids:
-        try:
-            await queue.enqueue(PROCESS_EVENT, event_id)
-        except QueueUnavailable as exc:
-            log.warning("inbox.enqueue_failed", event_id=event_id, error=str(exc))
-            break
-        sent.append(event_id)
-    if sent:
-        try:
-            async with session_factory() as session:
-                await WebhookEventRepository(session).mark_enqueued(sent)
-                await session.commit()
-        except Exception:  # the jobs are queued; a missing mark only makes the sweep earlier
-            log.warning("inbox.mark_enqueued_failed", count=len(sent))
-    return len(sent)
 
 
 async def record_event(
@@ -187,15 +149,18 @@ async def record_event(
     status = EventStatus.PENDING if is_known(event_type) else EventStatus.IGNORED
 
     async def insert(connection: AsyncConnection) -> int | None:
-        return await InboxWriter(connection).record(
-            trace_id=trace_id,
-            event_type=event_type,
-            whoop_user_id=whoop_user_id,
-            record_id=record_id,
-            payload=payload,
-            status=status,
-            enqueued=will_enqueue and status is EventStatus.PENDING,
-        )
+        """The record is its own unit of work by design: WHOOP is answered 2xx only once it is
+        committed, and no request or job around it has a transaction to join."""
+        async with connection.begin():
+            return await InboxWriter(connection).record(
+                trace_id=trace_id,
+                event_type=event_type,
+                whoop_user_id=whoop_user_id,
+                record_id=record_id,
+                payload=payload,
+                status=status,
+                enqueued=will_enqueue and status is EventStatus.PENDING,
+            )
 
     # A pooled connection lost to a database restart is replaced and the insert sent once more
     # (ON CONFLICT makes a repeat harmless).
@@ -203,7 +168,10 @@ async def record_event(
 
 
 async def enqueue_recorded(queue: Queue, engine: AsyncEngine, event_id: int) -> bool:
-    """Enqueue an event `record_event` noted as handed off; on failure clear the note (sweeper)."""
+    """Enqueue an event `record_event` noted as handed off; on failure clear the note (sweeper).
+
+    Clearing the note is its own unit of work by design: it follows the queue's refusal, after
+    the record committed, and nothing else is written with it."""
     try:
         await queue.enqueue(PROCESS_EVENT, event_id)
     except QueueUnavailable as exc:
@@ -211,7 +179,7 @@ async def enqueue_recorded(queue: Queue, engine: AsyncEngine, event_id: int) -> 
     else:
         return True
     try:
-        async with engine.connect() as connection:
+        async with engine.begin() as connection:
             await InboxWriter(connection).clear_enqueued(event_id)
     except Exception:  # the sweeper still finds it once the note is older than its cut-off
         log.warning("inbox.clear_enqueued_failed", event_id=event_id)

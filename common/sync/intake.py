@@ -77,13 +77,18 @@ class Intake:
 
     async def _record(self, events: Sequence[NewEvent]) -> list[int | None]:
         async def insert(connection: AsyncConnection) -> list[int | None]:
-            return await InboxBatchWriter(connection).record(events)
+            """A batch's record is its own unit of work by design: it gathers the deliveries of
+            many requests (none owns it), and each is answered 2xx only once it is committed."""
+            async with connection.begin():
+                return await InboxBatchWriter(connection).record(events)
 
         # A pooled connection lost to a database restart is replaced and the batch sent once
         # more (ON CONFLICT makes a repeat harmless).
         return await run_once_more(self.engine, insert)
 
     async def _hand_off(self, handoffs: Sequence[tuple[int, Context | None]]) -> list[bool]:
+        """Enqueue a batch; when the queue refuses, clear its hand-off notes, their own unit of
+        work by design (the records committed before, and nothing else is written with them)."""
         assert self.queue is not None  # only events noted as handed off come here
         event_ids = [event_id for event_id, _ in handoffs]
         try:
@@ -101,7 +106,7 @@ class Intake:
         else:
             return [True] * len(event_ids)
         try:
-            async with self.engine.connect() as connection:
+            async with self.engine.begin() as connection:
                 await InboxBatchWriter(connection).clear_enqueued(event_ids)
         except Exception:  # the sweeper still finds them once the note is older than its cut-off
             log.warning("inbox.clear_enqueued_failed", count=len(event_ids))

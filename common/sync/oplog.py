@@ -61,14 +61,16 @@ class CallLog:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write what was counted; kept for the next flush when the database is away."""
+        """Write what was counted; kept for the next flush when the database is away.
+
+        A flush is its own unit of work by design: it writes, from a background task, calls
+        that many jobs and requests made, and none of their transactions may carry it."""
         counts, self._counts = self._counts, Counter()
         if not counts:
             return
         try:
-            async with self.session_factory() as session:
+            async with self.session_factory.begin() as session:
                 await OpsRepository(session).add_calls(counts)
-                await session.commit()
         except Exception as exc:
             self._counts.update(counts)
             log.warning("oplog.calls_unwritten", calls=counts.total(), error=type(exc).__name__)
@@ -87,10 +89,12 @@ async def note_incident(
     detail: str | None = None,
     count: int = 1,
 ) -> None:
-    """Record an incident in its own transaction; a database that is away only loses the row."""
+    """Record an incident in its own transaction; a database that is away only loses the row.
+
+    An incident is its own unit of work by design: it is noted where something failed, so the
+    work it reports on may be rolled back, and it must stay written all the same."""
     try:
-        async with session_factory() as session:
+        async with session_factory.begin() as session:
             await OpsRepository(session).note(kind, detail, count)
-            await session.commit()
     except Exception as exc:
         log.warning("oplog.incident_unwritten", kind=kind, error=type(exc).__name__)

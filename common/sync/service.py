@@ -1,7 +1,8 @@
 """The sync service: what a sync *is*. Fetch from WHOOP, guarded upsert, sync log.
 
 One service for the worker and the read API alike, over one session (the unit of work): its
-methods write and the caller commits (`backfill` alone commits page by page, for its progress). No
+methods write and the caller commits (a backfill, `common.sync.backfill`, yields where its job
+commits, page by page, for its progress). No
 method holds a transaction across a WHOOP call of its own making: fetches come first, writes after,
 so that a slow WHOOP never keeps a row (or SQLite's single write lock) held. `handle_event` and
 `refetch_pending` read before they fetch and end that read first: give them a session without
@@ -35,7 +36,6 @@ from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority
-from common.sync.backfill import run_backfill
 from common.sync.events import EventOutcome, event_key, fetch_by_key, fetch_event
 from common.sync.ownership import Written, holds, upsert_owned, write_owned
 from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
@@ -263,12 +263,6 @@ class SyncService:
             return EventOutcome(EventStatus.DONE, user_id=user_id, written=counts)
         return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, counts)
 
-    async def backfill(self, user_id: uuid.UUID, days: int | None = None) -> list[SyncResult]:
-        """Pull every collection over the last `days` (BACKFILL_DAYS), at background priority,
-        page by page with its progress on the connection (`common.sync.backfill`); commits as
-        it goes, so a failure of one type keeps what the others wrote."""
-        return await run_backfill(self, user_id, days)
-
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
         """Fetch again the records still PENDING_SCORE; how many came back scored or changed.
 
@@ -285,7 +279,7 @@ class SyncService:
             )
             for data_type in ALL_TYPES
         }
-        await self.session.commit()  # end the read before WHOOP is called
+        await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
         started, clock = utcnow(), time.monotonic()
         client = self.client(user_id, Priority.BACKGROUND)
         writes, error = Writes(), None

@@ -112,6 +112,9 @@ class ConnectionTokens:
         return stored.access_token
 
     async def _refresh(self, stored: _Stored) -> _Stored:
+        """Refresh at WHOOP and store the new tokens. The store is its own unit of work by
+        design: WHOOP has just killed the old refresh token, so the new one is committed before
+        the new access token is handed out, whatever becomes of the caller's own transaction."""
         if not stored.refresh_token:
             if not await self._require_reauthorization(stored.version):
                 return await self._read()  # replaced meanwhile: the stored tokens win
@@ -127,7 +130,7 @@ class ConnectionTokens:
             TOKEN_REFRESHES.labels("error").inc()
             raise
         refresh_token = tokens.refresh_token or stored.refresh_token
-        async with self.session_factory() as session:
+        async with self.session_factory.begin() as session:
             written = await ConnectionRepository(session).store_tokens(
                 self.user_id,
                 expected_version=stored.version,
@@ -135,7 +138,6 @@ class ConnectionTokens:
                 refresh_token_enc=self.cipher.encrypt(refresh_token),
                 expires_at=tokens.expires_at,
             )
-            await session.commit()
         TOKEN_REFRESHES.labels("success").inc()
         self.refreshed += 1
         if not written:
@@ -166,8 +168,11 @@ class ConnectionTokens:
         return self._cached
 
     async def _require_reauthorization(self, version: int) -> bool:
-        """Mark the connection unless its tokens moved past `version`; True when marked."""
-        async with self.session_factory() as session:
+        """Mark the connection unless its tokens moved past `version`; True when marked.
+
+        Its own unit of work by design: the refusal is decided under the refresh lock, and every
+        process must see it at once (the caller's transaction, if any, may still fail)."""
+        async with self.session_factory.begin() as session:
             connections = ConnectionRepository(session)
             marked = await connections.set_status(
                 self.user_id, ConnectionStatus.REAUTHORIZATION_REQUIRED, expected_version=version
@@ -181,7 +186,6 @@ class ConnectionTokens:
                     action=REAUTHORIZATION_REQUIRED,
                     at=utcnow(),
                 )
-            await session.commit()
         if marked:
             log.warning("token.reauthorization_required", user_id=str(self.user_id))
         else:

@@ -24,6 +24,7 @@ from common.config import Settings
 from common.http_ops import Check, ops_router, ping_database, ping_redis
 from common.queue import ArqQueue, Queue
 from common.sync.context import SyncContext, build_context
+from common.sync.jobs.backfill import run_backfill
 from common.sync.oplog import tag_calls
 from common.types import Trigger
 from common.usershare import create_user_share
@@ -65,8 +66,7 @@ class BackgroundBackfill:
     async def _backfill(self, user_id: uuid.UUID) -> None:
         tag_calls(Trigger.BACKFILL)
         try:
-            async with self.ctx.session_factory() as session:
-                await self.ctx.service(session).backfill(user_id)
+            await run_backfill(self.ctx, user_id)
         except Exception:
             log.exception("backfill.failed", user_id=str(user_id))
 

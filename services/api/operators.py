@@ -207,7 +207,7 @@ async def sync_now(session: AsyncSession, queue: Queue, ref: str) -> tuple[uuid.
     user_id = await resolve_user(session, ref)
     if await ConnectionRepository(session).get(user_id) is None:
         raise ApiError(404, "not_found", f"No WHOOP connection for user {user_id}")
-    await session.commit()  # end the read before the queue is asked
+    await session.rollback()  # a read only: end it before the queue is asked
     types = [t.value for t in ALL_TYPES]
     for data_type in types:
         await queue.enqueue(SYNC_JOB, str(user_id), data_type, Trigger.ADMIN.value)

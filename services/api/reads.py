@@ -247,7 +247,7 @@ class SmartReader:
         self, session: AsyncSession, user_id: uuid.UUID, query: ReadQuery, arrived: datetime
     ) -> Answer:
         synced_at = await self._completed_since(session, user_id, query, arrived)
-        await session.commit()  # no read transaction stays open across the WHOOP call
+        await session.rollback()  # a read only: no transaction stays open across the WHOOP call
         if synced_at is None:
             synced_at, error = await self._sync(session, user_id, query)
             if error is not None:

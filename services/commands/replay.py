@@ -52,7 +52,7 @@ async def replay(
     from common.db.engine import create_session_factory
     from common.queue import ArqQueue, arq_redis
     from common.sync.context import engine_for
-    from common.sync.replay import replay_events
+    from common.sync.jobs.replay import replay_events
 
     engine = engine_for(settings)
     redis = arq_redis(settings.redis_url) if settings.redis_url else None

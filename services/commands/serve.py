@@ -26,8 +26,8 @@ from common.http_ops import ops_router
 from common.queue import ArqQueue, InProcessQueue, Queue
 from common.serving import add_listen_arguments, run_app
 from common.sync.context import SyncContext, build_context
-from common.sync.inbox import resume_pending
 from common.sync.jobs import CRONS, JOBS
+from common.sync.jobs.sweep import resume_pending
 from services.api.app import (
     DESCRIPTION,
     DOCS_ASSETS,

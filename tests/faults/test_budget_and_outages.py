@@ -11,8 +11,9 @@ from prometheus_client import REGISTRY
 
 from common.queue import InProcessQueue
 from common.ratelimit import LocalRateLimiter, Priority
-from common.sync.inbox import PROCESS_EVENT, resume_pending
+from common.sync.inbox import PROCESS_EVENT
 from common.sync.jobs import EVENT_TRIES, JOBS, reconcile_users, sweep_inbox
+from common.sync.jobs.sweep import resume_pending
 from common.types import EventStatus
 from common.whoop.client import WhoopClient
 from common.whoop.errors import WhoopRateLimited

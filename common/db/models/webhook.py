@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, column
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db.models.base import Base
 from common.db.types import UTCDateTime, utcnow
+
+# The statuses of an open event (the literals of the partial index's predicate).
+_OPEN = ("pending", "failed")
 
 
 class WebhookEvent(Base):
@@ -24,8 +27,8 @@ class WebhookEvent(Base):
         Index(
             "ix_whoop_webhook_event_user_open",
             "whoop_user_id",
-            postgresql_where=text("status IN ('pending', 'failed')"),
-            sqlite_where=text("status IN ('pending', 'failed')"),
+            postgresql_where=column("status").in_(_OPEN),
+            sqlite_where=column("status").in_(_OPEN),
         ),
     )
 

@@ -24,8 +24,6 @@ from common.db.models import AppDelivery, AppDeliveryAttempt, Change, ChangeHori
 from common.db.types import utcnow
 from common.types import DataType
 
-# The session carries this flag from a recorded change to its commit, when the drain is triggered.
-PENDING = "feed.pending"
 # An advisory lock key of the drainer (any constant; "whoopsync" in ASCII, folded into 63 bits).
 DRAIN_LOCK_KEY = 0x77686F6F7073796E
 UPSERTED, DELETED = "upserted", "deleted"
@@ -114,10 +112,10 @@ class ChangeRecorder:
         )
 
     async def add(self, values: list[dict[str, Any]]) -> None:
-        """Record outbox rows made beforehand (`upserted_changes`), in one statement."""
+        """Record outbox rows made beforehand (`upserted_changes`), in one statement (the change
+        feed sees it and drains after the commit, `common.feed.feed.ChangeFeed`)."""
         if values:
             await self.session.execute(insert(ChangeOutbox), values)
-            self.session.info[PENDING] = True
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""All SQL of the webhook's batched intake: many events recorded in one committed statement."""
+"""All SQL of the webhook's batched intake: many events recorded in one statement."""
 
 from __future__ import annotations
 
@@ -65,13 +65,15 @@ _CLEAR_ENQUEUED = update(_EVENTS).where(_EVENTS.c.id.in_(bindparam("ids", expand
 
 
 class InboxBatchWriter:
-    """Record many webhook events at once, committed together, on a plain connection."""
+    """Record many webhook events at once, on a plain connection. On asyncpg the one statement
+    goes to the driver outside any transaction and commits by itself; elsewhere the caller's
+    transaction scope (`connection.begin()`) commits it."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
     async def record(self, events: Sequence[NewEvent]) -> list[int | None]:
-        """Insert the events (committed); per event, its id when new, None when its `trace_id`
+        """Insert the events; per event, its id when new, None when its `trace_id`
         was recorded before (or earlier in the same batch)."""
         now = utcnow()
         first: dict[str, int] = {}  # trace_id -> index of its first occurrence in the batch
@@ -113,13 +115,11 @@ class InboxBatchWriter:
                 found = result.scalar_one_or_none()
                 if found is not None:
                     ids[event.trace_id] = int(found)
-            await self.connection.commit()
         return [
             ids.get(event.trace_id) if first[event.trace_id] == index else None
             for index, event in enumerate(events)
         ]
 
     async def clear_enqueued(self, event_ids: Sequence[int]) -> None:
-        """Take back the hand-off notes of events the queue did not take (committed)."""
+        """Take back the hand-off notes of events the queue did not take."""
         await self.connection.execute(_CLEAR_ENQUEUED.values(enqueued_at=None), {"ids": event_ids})
-        await self.connection.commit()

@@ -309,7 +309,9 @@ _CLEAR_ENQUEUED = (
 
 
 class InboxWriter:
-    """The webhook route's writes, each one statement committed by itself, on a plain connection."""
+    """The webhook route's writes, one statement each, on a plain connection. On asyncpg the
+    statement goes to the driver outside any transaction and commits by itself; elsewhere the
+    caller's transaction scope (`connection.begin()`) commits it."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
@@ -325,7 +327,7 @@ class InboxWriter:
         status: EventStatus,
         enqueued: bool,
     ) -> int | None:
-        """Insert the event (committed); its id when new, None for a `trace_id` seen before.
+        """Insert the event; its id when new, None for a `trace_id` seen before.
 
         `enqueued` notes the hand-off in the same statement, for a caller about to enqueue it
         (`clear_enqueued` takes the note back if that fails).
@@ -342,11 +344,8 @@ class InboxWriter:
             return found
         stmt = _RECORD_CORE[self.connection.dialect.name]
         result = await self.connection.execute(stmt, dict(zip(_COLUMNS, values, strict=True)))
-        event_id = result.scalar_one_or_none()
-        await self.connection.commit()
-        return event_id
+        return result.scalar_one_or_none()
 
     async def clear_enqueued(self, event_id: int) -> None:
-        """Take back the hand-off note of an event the queue did not take (committed)."""
+        """Take back the hand-off note of an event the queue did not take."""
         await self.connection.execute(_CLEAR_ENQUEUED, {"event_id": event_id})
-        await self.connection.commit()

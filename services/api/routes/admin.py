@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from common.config import Settings
 from common.queue import QueueUnavailable
 from common.sync.erase import NotConnected, erase_user, revoke_with
-from common.sync.replay import replay_events, replay_pushes
+from common.sync.jobs.replay import replay_events, replay_pushes
 from common.types import EventStatus
 from services.api.admin_schemas import (
     EraseResponse,
@@ -180,5 +180,6 @@ async def delete_user(state: StateDep, session: SessionDep, user_id: UserRef) ->
         receipt = await erase_user(session, target, revoke=revoke_with(state.whoop, state.tokens))
     except NotConnected:
         raise ApiError(404, "not_found", f"No WHOOP connection for user {target}") from None
+    await session.commit()
     log.info("admin.erased", user_id=str(target), revoked_at_whoop=receipt.revoked_at_whoop)
     return EraseResponse(**receipt.as_dict())

@@ -256,6 +256,7 @@ async def disconnect(
             )
         except NotConnected:
             raise ApiError(404, "not_connected", NOT_CONNECTED_MESSAGE) from None
+        await session.commit()
         return DisconnectResponse(
             status="revoked",
             revoked_at_whoop=receipt.revoked_at_whoop,

@@ -27,8 +27,9 @@ from common.db.repositories import ConnectionRepository, RecordRepository
 from common.db.types import utcnow
 from common.queue import ArqQueue, InProcessQueue, arq_redis
 from common.sync.context import SyncContext, build_context
-from common.sync.inbox import Inbox, hand_off
+from common.sync.inbox import Inbox
 from common.sync.jobs import JOBS, job_context
+from common.sync.jobs.sweep import hand_off
 from common.types import DataType
 from common.whoop.oauth import SCOPES
 from services.simulator.config import SimConfig

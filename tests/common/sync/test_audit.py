@@ -16,7 +16,9 @@ from common.db.models import ChannelState, WhoopConnection
 from common.db.repositories import ChannelRepository, ConnectionRepository, RecordRepository
 from common.db.types import utcnow
 from common.sync.jobs import TOKEN_REFRESH_AHEAD, process_webhook_event, refresh_tokens
-from common.sync.reconcile import audit_slice_size, finish_audit, plan_audit, reconcile
+from common.sync.jobs.backfill import run_backfill
+from common.sync.jobs.reconcile import reconcile
+from common.sync.reconcile import audit_slice_size, finish_audit, plan_audit
 from common.types import DataType
 from tests.common.sync.harness import Pipeline
 
@@ -34,8 +36,7 @@ def _failures(task: str) -> float:
 
 
 async def _backfill(pipe: Pipeline, whoop_user_id: int) -> None:
-    async with pipe.ctx.session_factory() as session:
-        results = await pipe.ctx.service(session).backfill(pipe.users[whoop_user_id])
+    results = await run_backfill(pipe.ctx, pipe.users[whoop_user_id])
     assert all(r.ok for r in results)
 
 
@@ -168,8 +169,7 @@ async def test_a_backfill_cut_short_stays_due_until_finished(pipe: Pipeline) -> 
         json={"path": "*/v2/activity/workout", "method": "GET", "status": 500},
     )
     assert faults.status_code < 300, faults.text
-    async with pipe.ctx.session_factory() as session:
-        results = await pipe.ctx.service(session).backfill(pipe.users[10001])
+    results = await run_backfill(pipe.ctx, pipe.users[10001])
     assert not all(r.ok for r in results)
     assert await _backfill_due(pipe, 10001) is not None
     await pipe.http.delete(f"{pipe.sim.base_url}/_sim/faults")

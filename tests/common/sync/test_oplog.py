@@ -15,8 +15,9 @@ from common.db.repositories import ChannelRepository
 from common.db.repositories.ops import AUDIT_MISS, RECONCILE_FAILURE, OpsRepository
 from common.db.types import utcnow
 from common.sync.jobs import backfill_user
+from common.sync.jobs.backfill import run_backfill
+from common.sync.jobs.reconcile import reconcile
 from common.sync.oplog import CallLog, tag_calls
-from common.sync.reconcile import reconcile
 from tests.common.sync.harness import Pipeline
 
 LATER = timedelta(hours=1)
@@ -71,8 +72,7 @@ async def test_each_task_counts_under_its_own_trigger(pipe: Pipeline) -> None:
 async def test_an_audit_miss_and_a_failed_user_are_recorded(pipe: Pipeline) -> None:
     await pipe.connect(10002)
     for whoop_user_id in (10001, 10002):
-        async with pipe.ctx.session_factory() as session:
-            await pipe.ctx.service(session).backfill(pipe.users[whoop_user_id])
+        await run_backfill(pipe.ctx, pipe.users[whoop_user_id])
     await pipe.http.post(f"{pipe.sim.base_url}/_sim/webhook-loss", json={"share": 1})
     pipe.sim.sim.step(10001, "workout")  # its webhook is lost: the audit finds the workout
     async with asyncio.timeout(10):

@@ -136,6 +136,7 @@ async def test_a_job_in_flight_when_the_erase_commits_writes_nothing(factory: Fa
 
     async with factory() as session:
         await erase_user(session, user, revoke=revoke)
+        await session.commit()
     await _write(factory, user, fetched)
 
     owned = await _owned(factory, user)

@@ -24,7 +24,7 @@ from common.db.repositories.records import KINDS
 from common.db.types import utcnow
 from common.ratelimit import Priority
 from common.sync.jobs import refetch_pending_scores
-from common.sync.reconcile import reconcile
+from common.sync.jobs.reconcile import reconcile
 from common.types import ConnectionStatus, DataType, Trigger
 from tests.common.sync.harness import Pipeline, pipeline
 

@@ -27,6 +27,7 @@ from common.db.types import utcnow
 from common.feed.push import deliver_user
 from common.feed.pusher import Pusher
 from common.sync.backfill import MAX_FAILURES, restart_failed
+from common.sync.jobs.backfill import run_backfill
 from common.types import DataType
 from common.whoop.errors import WhoopReauthorizationRequired
 from services.api.routes.feed import _stream
@@ -128,8 +129,7 @@ async def test_lifecycle_changes_reach_changes_sse_and_pushes(
     await link(client, whoop, user, whoop_user)
     mock_collections(whoop, whoop_user, 2)
     context = app.state.context
-    async with context.session_factory() as session:
-        await context.service(session).backfill(user)
+    await run_backfill(context, user)
     # WHOOP refuses the refresh of an expired token: reauthorization required.
     async with context.session_factory() as session:
         await session.execute(
@@ -251,8 +251,7 @@ async def test_backfill_progress_moves_while_it_runs(
     first = collection_body(DataType.SLEEP, sleeps[:25]) | {"next_token": "page-2"}
     whoop.get(path).respond(json=first)
     context = app.state.context
-    async with context.session_factory() as session:
-        await context.service(session).backfill(user)
+    await run_backfill(context, user)
 
     [during] = seen  # asked while the second page of sleeps was on its way
     assert during["status"] == "running"
@@ -277,8 +276,7 @@ async def test_a_type_that_keeps_failing_backs_off_then_fails_the_backfill(
     context = app.state.context
 
     async def run() -> dict[str, Any]:
-        async with context.session_factory() as session:
-            await context.service(session).backfill(user)
+        await run_backfill(context, user)
         answer = await client.get("/api/v1/whoop/connection", headers=auth(user))
         backfill: dict[str, Any] = answer.json()["backfill"]
         return backfill

@@ -21,9 +21,11 @@ from common.db.models import WebhookEvent
 from common.db.repositories import SyncLogRepository
 from common.db.types import utcnow
 from common.queue import ArqQueue, Queue
-from common.sync.inbox import PARKED_RETRY_WINDOW, resume_pending
+from common.sync.inbox import PARKED_RETRY_WINDOW
 from common.sync.jobs import EVENT_TRIES, JOBS, backfill_user, process_webhook_event, sweep_inbox
-from common.sync.reconcile import RECONCILE_WINDOW, reconcile
+from common.sync.jobs.reconcile import reconcile
+from common.sync.jobs.sweep import resume_pending
+from common.sync.reconcile import RECONCILE_WINDOW
 from common.types import DataType, EventStatus, Trigger
 from common.whoop.client import WhoopClient
 from common.whoop.retry import RetryPolicy

@@ -1,6 +1,8 @@
 """Replay: recorded webhook events and pushes to the app's backend sent again.
 
-One implementation for `whoop-sync replay` / `replay-app` and the operators' replay (SPEC §3.6).
+One implementation for `whoop-sync replay` / `replay-app` and the operators' replay (SPEC §3.6),
+run like a job: it owns its units of work (a page of events committed before it is handed to
+the queue; the pushes reopened before their jobs start).
 Jobs are idempotent, so replaying what was already processed only costs WHOOP calls, and a
 receiver sees a replayed push under the `webhook-id` it had.
 """
@@ -14,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db.repositories.deliveries import DeliveryRepository
 from common.feed.push import enqueue_users
 from common.queue import Queue
-from common.sync.inbox import Inbox, hand_off
+from common.sync.inbox import Inbox
+from common.sync.jobs.sweep import hand_off
 from common.types import EventStatus
 
 __all__ = ["replay_events", "replay_pushes"]

@@ -24,7 +24,7 @@ from common.db.models import (
 from common.db.repositories.changes import ChangeRepository
 from common.db.repositories.retention import CHANGES, delete_batch
 from common.db.types import utcnow
-from common.sync.retention import prune
+from common.retention import prune
 from common.types import EventStatus
 from tests.tables import empty_all
 

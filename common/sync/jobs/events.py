@@ -1,9 +1,9 @@
-"""Job functions, the same under arq and the in-process queue: plain ids in, re-fetch, upsert.
+"""The webhook event's job: claim (one statement, committed), fetch (no transaction open), one
+write (the records, their changes, the sync log and the event's fate, committed together).
 
-`ctx` carries `sync` (a SyncContext), `queue` (a Queue) and arq's `job_try`. An event's job holds
-the event's lease while it runs. A job that may succeed later raises `arq.Retry(defer=…)`, keeping the
-lease through the wait; when no WHOOP budget is left (ours or WHOOP's 429) it hands the event to a
-new job after the reset instead, which is not a try. After its last try a passing failure (WHOOP
+An event's job holds the event's lease while it runs. A job that may succeed later raises
+`arq.Retry(defer=…)`, keeping the lease through the wait; when no WHOOP budget is left (ours or
+WHOOP's 429) it hands the event to a new job after the reset instead, which is not a try. After its last try a passing failure (WHOOP
 5xx, timeout, the database away) parks the event for the reconciliation pass; anything else closes
 it as `failed` with its error, visible and replayable.
 """
@@ -13,41 +13,30 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.config import Settings
 from common.db.resilient import is_outage
-from common.db.types import utcnow
-from common.feed.jobs import deliver_app, drain_changes, push_due
-from common.feed.push import DELIVER_APP
 from common.locks import LockTimeout
 from common.metrics import JOBS as JOB_METRIC
-from common.metrics import RECONCILE_LAST_PASS
-from common.queue import JobSpec, Queue, QueueUnavailable
+from common.queue import QueueUnavailable
 from common.ratelimit import DEFAULT_MAX_WAIT, Priority
-from common.sync import refusals
-from common.sync.backlog import BACKLOG_TICK_SECONDS, count_backlog
 from common.sync.context import SyncContext
 from common.sync.events import EventOutcome
-from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox, hand_off
+from common.sync.inbox import PROCESS_EVENT, ClaimedEvent, Inbox
 from common.sync.oplog import tag_calls
-from common.sync.reconcile import RECONCILE_WINDOW, reconcile, refetch_all_pending
-from common.sync.retention import prune
-from common.sync.tokens import refresh_expiring
-from common.types import DataType, EventStatus, Trigger
+from common.types import EventStatus, Trigger
 from common.whoop.client import DEFAULT_TIMEOUT
 from common.whoop.errors import WhoopError, WhoopRateLimited
 from common.whoop.retry import RetryPolicy
 
-__all__ = ["CRONS", "JOBS", "CronSpec", "backoff", "job_context"]
+__all__ = ["EVENT_TIMEOUT", "EVENT_TRIES", "backoff", "process_webhook_event"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,17 +45,6 @@ EVENT_TRIES = 8
 POISON_ATTEMPTS = EVENT_TRIES * 3
 # Seconds before a job runs again when the database was away for its claim or its close (1, 2, …).
 DB_RETRY_MAX = 5.0
-# The sweep runs at least this often, so that events the queue refused while Redis was away are
-# handed on within seconds of its return, whatever INBOX_SWEEP_SECONDS says for lost jobs.
-SWEEP_TICK_SECONDS = 5
-# A never-handed-off event this young may still be in its webhook's hands.
-UNSENT_GRACE = timedelta(seconds=1)
-# Between an event's hand-off note and its job's due time in the queue: the webhook notes it just
-# before enqueueing, and the processes' clocks may differ a little.
-HANDOFF_SLACK = timedelta(seconds=5)
-# What `_queue_behind` says when no job waits for a worker.
-IDLE = timedelta(0)
-TOKEN_REFRESH_AHEAD = timedelta(minutes=15)
 # One user's events are handled one at a time. The holder renews its short lease while it works,
 # so a worker that dies (SIGKILL, lost machine) holds the user's next events back for seconds, not
 # for a minute of every job slot waiting on it.
@@ -82,11 +60,6 @@ _CALL_SECONDS = (
     + RetryPolicy().total_seconds
 )
 EVENT_TIMEOUT = 3 * _CALL_SECONDS + EVENT_LOCK_WAIT + 60
-
-
-def job_context(sync: SyncContext, queue: Any = None) -> dict[str, Any]:
-    """The ctx dict jobs expect (arq adds `redis`, `job_try`, … to it)."""
-    return {"sync": sync, "queue": queue}
 
 
 def backoff(job_try: int, error: WhoopError | None = None, scale: float = 1.0) -> float:
@@ -340,173 +313,3 @@ async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int
         JOB_METRIC.labels(PROCESS_EVENT, "failed").inc()
         return "failed"
     return await fate.then(outcome, log_)
-
-
-async def backfill_user(ctx: dict[str, Any], user_id: str) -> str:
-    """Pull BACKFILL_DAYS of every collection for a newly connected user."""
-    sync: SyncContext = ctx["sync"]
-    job_try = int(ctx.get("job_try", 1))
-    tag_calls(Trigger.BACKFILL)
-    async with sync.session_factory() as session:
-        results = await sync.service(session).backfill(uuid.UUID(user_id))
-        await session.commit()
-    errors = [r.error for r in results if r.error is not None]
-    transient = [e for e in errors if EventOutcome(EventStatus.FAILED, error=e).retryable]
-    if transient and job_try < JOBS["backfill_user"].max_tries:
-        JOB_METRIC.labels("backfill_user", "retried").inc()
-        raise Retry(defer=backoff(job_try, transient[0]))
-    JOB_METRIC.labels("backfill_user", "failed" if errors else "success").inc()
-    return "failed" if errors else "success"
-
-
-async def sync_type(ctx: dict[str, Any], user_id: str, data_type: str, trigger: str) -> str:
-    """Sync one user's collection of one type over the trailing reconcile window."""
-    sync: SyncContext = ctx["sync"]
-    job_try = int(ctx.get("job_try", 1))
-    tag_calls(trigger)
-    async with sync.session_factory() as session:
-        result = await sync.service(session).sync_collection(
-            uuid.UUID(user_id),
-            DataType(data_type),
-            trigger=Trigger(trigger),
-            start=utcnow() - RECONCILE_WINDOW,
-            priority=Priority.BACKGROUND,
-        )
-        await session.commit()
-    retryable = EventOutcome(EventStatus.FAILED, error=result.error).retryable
-    if retryable and job_try < JOBS["sync_type"].max_tries:
-        JOB_METRIC.labels("sync_type", "retried").inc()
-        raise Retry(defer=backoff(job_try, result.error))
-    JOB_METRIC.labels("sync_type", "success" if result.ok else "failed").inc()
-    return result.status.value
-
-
-async def sweep_inbox(ctx: dict[str, Any]) -> int:
-    """Enqueue what no job will take otherwise: events never handed off (the queue refused them:
-    Redis was away) at once, events whose job's lease ran out (the job died with its worker),
-    and handed-off ones still pending after INBOX_SWEEP_SECONDS (a job lost with its worker or
-    with Redis), or sooner when the queue shows that their jobs were started long ago (no job
-    handed on before them still waits for a worker)."""
-    sync: SyncContext = ctx["sync"]
-    await _carry_refusal(sync)
-    now = utcnow()
-    sweep_after = timedelta(seconds=sync.settings.inbox_sweep_seconds)
-    behind = await _queue_behind(ctx["queue"], now)
-    if behind is None:  # the queue cannot say: a hand-off is lost after INBOX_SWEEP_SECONDS
-        cutoff = now - sweep_after
-    elif behind is IDLE:  # no job waits: one handed on a moment ago was started, or lost
-        cutoff = now - min(sweep_after, HANDOFF_SLACK)
-    else:  # jobs start in hand-off order: one handed on before the oldest waiting was started
-        cutoff = now - behind - HANDOFF_SLACK
-    async with sync.session_factory() as session:
-        due = await Inbox(session).due(cutoff, unsent_before=now - UNSENT_GRACE)
-    if not due:
-        return 0
-    sent = await hand_off(ctx["queue"], sync.session_factory, due)
-    log.info(
-        "inbox.swept",
-        due=len(due),
-        enqueued=sent,
-        queue_behind_s=None if behind is None else round(behind.total_seconds(), 1),
-    )
-    return sent
-
-
-async def _carry_refusal(sync: SyncContext) -> None:
-    """Write a webhook refusal noted in Redis that its receiver could not write (it may have
-    been restarted since): every process then knows the channel may have lost an event."""
-    if sync.redis is None:
-        return
-    try:
-        at = await refusals.noted(sync.redis)
-        if at is None:
-            return
-        async with sync.session_factory() as session:
-            await refusals.write(session, at)
-            await session.commit()
-        await refusals.forget(sync.redis, at)
-    except Exception as exc:  # Redis or the database away: the next sweep tries again
-        log.warning("inbox.refusal_not_carried", error=type(exc).__name__)
-        return
-    log.info("inbox.refusal_carried", refused_at=at.isoformat())
-
-
-async def _queue_behind(queue: Queue, now: datetime) -> timedelta | None:
-    """How long the oldest job due in the queue has waited for a worker (`IDLE` when none waits);
-    None when the queue cannot say (then the hand-off fails too, and the unsent events wait)."""
-    try:
-        since = await queue.waiting_since()
-    except QueueUnavailable:
-        return None
-    if since is None:
-        return IDLE
-    return max(timedelta(0), now - datetime.fromtimestamp(since, UTC))
-
-
-async def reconcile_users(ctx: dict[str, Any]) -> int:
-    """One reconciliation pass (SPEC 4.2); how many users it audited."""
-    tag_calls(Trigger.RECONCILE)
-    audited = (await reconcile(ctx["sync"])).audited
-    RECONCILE_LAST_PASS.set_to_current_time()
-    return audited
-
-
-async def refetch_pending_scores(ctx: dict[str, Any]) -> int:
-    """Fetch again records still PENDING_SCORE."""
-    tag_calls(Trigger.RECONCILE)
-    return await refetch_all_pending(ctx["sync"])
-
-
-async def refresh_tokens(ctx: dict[str, Any]) -> int:
-    """Refresh access tokens before they expire."""
-    sync: SyncContext = ctx["sync"]
-    return await refresh_expiring(
-        sync.session_factory, sync.cipher, sync.oauth, sync.locks, TOKEN_REFRESH_AHEAD
-    )
-
-
-async def prune_retention(ctx: dict[str, Any]) -> int:
-    """Delete what RETENTION_DAYS no longer keeps (closed events, attempts, states, tombstones,
-    the change feed and its pushes)."""
-    sync: SyncContext = ctx["sync"]
-    return sum((await prune(sync.session_factory, sync.settings.retention_days)).values())
-
-
-@dataclass(frozen=True)
-class CronSpec:
-    """A periodic job and how often it runs (seconds, from the settings)."""
-
-    name: str
-    func: Callable[[dict[str, Any]], Awaitable[int]]
-    every: Callable[[Settings], int]
-    timeout: float
-    # One run per tick across all workers; a cron that sets this process's gauges runs in each.
-    unique: bool = True
-
-
-JOBS: dict[str, JobSpec] = {
-    spec.name: spec
-    for spec in (
-        JobSpec(PROCESS_EVENT, process_webhook_event, max_tries=EVENT_TRIES, timeout=EVENT_TIMEOUT),
-        JobSpec("backfill_user", backfill_user, max_tries=5, timeout=900),
-        JobSpec("sync_type", sync_type, max_tries=5, timeout=300),
-        JobSpec(DELIVER_APP, deliver_app, max_tries=3, timeout=10),
-    )
-}
-CRONS: list[CronSpec] = [
-    CronSpec(
-        "sweep_inbox",
-        sweep_inbox,
-        lambda s: min(s.inbox_sweep_seconds, SWEEP_TICK_SECONDS),
-        timeout=120,
-    ),
-    # One pass does it all: pending scores, backfills, retries and the audit slice.
-    CronSpec("reconcile", reconcile_users, lambda s: s.reconcile_interval_seconds, timeout=900),
-    CronSpec("refresh_tokens", refresh_tokens, lambda s: 300, timeout=300),
-    CronSpec("retention", prune_retention, lambda s: 3600, timeout=900),
-    CronSpec("drain_changes", drain_changes, lambda s: 5, timeout=60),
-    CronSpec("push_due", push_due, lambda s: 10, timeout=60),
-    CronSpec(
-        "count_backlog", count_backlog, lambda s: BACKLOG_TICK_SECONDS, timeout=30, unique=False
-    ),
-]

@@ -1,4 +1,5 @@
-"""The retention pass: every rule of `common.db.repositories.retention`, batch after batch."""
+"""The retention pass (SPEC §2, RETENTION_DAYS): every rule of `common.db.repositories.retention`,
+batch after batch. Run by the `retention` cron and, for the change feed alone, `ChangeFeed.prune`."""
 
 from __future__ import annotations
 
@@ -25,14 +26,18 @@ async def prune(
     rules: list[RetentionRule] | None = None,
     batch: int = BATCH,
 ) -> dict[str, int]:
-    """Delete what is older than `days` (per rule), one committed batch at a time; rows per rule."""
+    """Delete what is older than `days` (per rule), one committed batch at a time; rows per rule.
+
+    Each batch is its own unit of work by design: a short transaction, so that no lock is held
+    for long and SQLite's single writer is free between batches; a pass over a backlog of
+    millions of rows is never one transaction, and one that stops keeps what it deleted.
+    """
     cutoff, deleted = utcnow() - timedelta(days=days), {}
     for rule in RULES if rules is None else rules:
         total = 0
         while True:
-            async with session_factory() as session:
+            async with session_factory.begin() as session:
                 count = await delete_batch(session, rule, cutoff, batch)
-                await session.commit()
             total += count
             if count < batch:
                 break
