@@ -254,44 +254,6 @@ async def test_delete_committed_elsewhere_refuses_a_later_write_on_postgres(
         await s.commit()
 
 
-async def test_write_waiting_on_a_deletion_does_not_bring_the_record_back_on_postgres(
-    pg_engine: AsyncEngine,
-) -> None:
-    """The writer's upsert starts while the deletion is uncommitted and waits on its row."""
-    user = uuid.uuid4()
-    obj = samples.sleep(start=T0, sleep_id=uuid.uuid4())
-    key = uuid.UUID(obj["id"])
-    async with AsyncSession(pg_engine) as s:
-        await RecordRepository(s, DataType.SLEEP).upsert(user, [obj])
-        await s.commit()
-    fetched_before_the_deletion = {**obj, "updated_at": samples.iso(T0 + timedelta(hours=20))}
-    async with AsyncSession(pg_engine) as deleter, AsyncSession(pg_engine) as writer:
-        await RecordRepository(deleter, DataType.SLEEP).delete(user, key)
-        write = asyncio.create_task(
-            RecordRepository(writer, DataType.SLEEP).upsert(user, [fetched_before_the_deletion])
-        )
-        # The wait happens inside PostgreSQL: there is no event to await, only its lock table.
-        while not await _waits_on_a_lock(pg_engine):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        await deleter.commit()
-        summary = await write
-        await writer.commit()
-    assert summary.results == {key: UpsertResult.UNCHANGED}
-    async with AsyncSession(pg_engine) as s:
-        assert await RecordRepository(s, DataType.SLEEP).get(key) is None
-        await RecordRepository(s, DataType.SLEEP).forget_deletions(user)
-        await s.commit()
-
-
-async def _waits_on_a_lock(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        return bool(found.scalar())
-
-
 async def test_a_404_for_an_uncached_record_leaves_no_tombstone(any_session: AsyncSession) -> None:
     """WHOOP answering 404 may mean "not yet": only a record that was cached is buried then."""
     repo = RecordRepository(any_session, DataType.SLEEP)

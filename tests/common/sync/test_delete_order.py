@@ -22,7 +22,7 @@ from common.db.types import utcnow
 from common.sync.accounts import EncryptedTokens, link_account
 from common.sync.results import Writes
 from common.sync.service import SyncService
-from common.types import DataType
+from common.types import DataType, UpsertResult
 from tests.common.db import samples
 from tests.common.sync.test_tokens import Factory
 
@@ -124,6 +124,35 @@ async def test_an_upsert_waits_for_a_delete_under_way_and_writes_nothing(
     await upsert
     assert await _state(factory, user, sleep_id) == (False, True)
     assert await _last_change(factory, sleep_id) == ""  # never upserted, nothing to delete
+
+
+async def test_a_write_waiting_on_the_deletion_of_a_cached_record_does_not_bring_it_back(
+    factory: Factory,
+) -> None:
+    """The writer's upsert of a version fetched before the deletion starts while the deletion is
+    uncommitted (on PostgreSQL it used to wait on the row, then insert it afresh)."""
+    user, account = await _member(factory)
+    sleep = samples.sleep(start=T0, whoop_user_id=account)
+    sleep_id = uuid.UUID(sleep["id"])
+    await _apply(factory, user, account, _upsert(sleep))
+    fetched_before_the_deletion = {**sleep, "updated_at": samples.iso(T0 + timedelta(hours=20))}
+    async with factory() as session:
+        await _service(session).apply(user, _deleted(sleep_id), account=account)
+        write = asyncio.create_task(_written(factory, user, account, fetched_before_the_deletion))
+        await asyncio.sleep(SETTLE_SECONDS)
+        assert not write.done()
+        await session.commit()
+    assert await write == UpsertResult.UNCHANGED
+    assert await _state(factory, user, sleep_id) == (False, True)
+
+
+async def _written(
+    factory: Factory, user: uuid.UUID, account: int, sleep: dict[str, Any]
+) -> UpsertResult:
+    async with factory() as session:
+        written = await _service(session).apply(user, _upsert(sleep), account=account)
+        await session.commit()
+    return written.summaries[DataType.SLEEP].results[uuid.UUID(sleep["id"])]
 
 
 async def test_a_version_newer_than_the_deletion_is_written_after_it(factory: Factory) -> None:

@@ -139,6 +139,7 @@ async def _webhook_job(
         outcome = await context.service(session).handle_event(
             "workout.updated", whoop_user, workout["id"], received_at=datetime.now(UTC)
         )
+        await session.commit()  # the job commits its one write
     async with context.session_factory() as session:
         assert await RecordRepository(session, DataType.WORKOUT).get(uuid.UUID(workout["id"]))
     return outcome.status, route.call_count
