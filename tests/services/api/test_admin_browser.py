@@ -23,12 +23,10 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from services.commands.serve import create_app
-from services.simulator.config import SimConfig
 from services.simulator.server import free_port, serve_in_background
 from tests.databases import own_database
 from tests.services.api.admin_helpers import ADMIN, add_event
 from tests.services.api.console_browser import (
-    SECRET,
     WHOOP_USER,
     Console,
     a_sleep_id,
@@ -40,11 +38,10 @@ from tests.services.api.console_browser import (
     factory_of,
     forger,
     seed_history,
-    settings_for,
     sign_in,
     status_of,
-    uvicorn_on,
 )
+from tests.serving import settings_for, sim_config, uvicorn_on
 
 
 @pytest.fixture
@@ -68,22 +65,10 @@ async def console(
 ) -> AsyncIterator[Console]:
     """serve (arq on Redis, its own database), the simulator, a cross-site page, and Chromium."""
     port, forger_port = free_port(), free_port()
-    config = SimConfig(
-        client_id="console-client",
-        client_secret=SECRET,
-        users=2,
-        days=7,
-        seed=11,
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/whoop",
-        rate_limit_per_minute=100_000,
-        rate_limit_per_day=1_000_000,
-        webhook_retry_delays=(0.2,) * 5,
-    )
+    config = sim_config(port, users=2, seed=11)
     base = f"http://127.0.0.1:{port}"
     async with serve_in_background(config) as sim:
-        settings = settings_for(
-            console_database, redis_url, sim.api_base_url, sim.oauth_base_url, port
-        )
+        settings = settings_for(console_database, redis_url, sim, port, admin_token=ADMIN)
         async with (
             uvicorn_on(create_app(settings), "127.0.0.1", port),
             uvicorn_on(forger(base), "localhost", forger_port),
