@@ -180,7 +180,7 @@ def _logging_left_as_found() -> object:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many cases the fuzz tests generated (schemathesis over the api, hypothesis over the
     webhook)."""
-    from tests.fuzz_counts import summary
+    from tests.fuzzing import summary
 
     lines = summary()
     if lines:
