@@ -182,6 +182,28 @@ class Cluster:
                     reads.add(answer)
             await asyncio.sleep(0.1)
 
+    async def storm_across_outage(
+        self,
+        records: list[dict[str, Any]],
+        rate: float,
+        server: PrivatePostgres | PrivateRedis,
+        down: float,
+    ) -> tuple[Deliveries, Reads, float]:
+        """Send the records' webhooks at `rate` with reads alongside; a second in, stop `server`
+        for `down` seconds and start it again. What the sends and the reads came to, and when
+        the server was back (`time.monotonic()`)."""
+        reads = Reads()
+        storm = asyncio.ensure_future(self.deliver(records, rate=rate))
+        reader = asyncio.ensure_future(self.read_while(storm, reads))
+        await asyncio.sleep(1.0)
+        server.stop()
+        await asyncio.sleep(down)
+        await server.start()
+        back = time.monotonic()
+        delivered = await storm
+        await reader
+        return delivered, reads, back
+
     async def cached_ids(self) -> set[str]:
         """Ids of every sleep the api serves from its cache (one read per member)."""
         ids: set[str] = set()
