@@ -18,6 +18,7 @@ from common.db.migrate import upgrade_async
 from services.simulator.config import SimConfig
 from services.simulator.server import RunningSim, serve_in_background
 from tests.databases import own_database
+from tests.tables import empty_all
 
 REDIS_BASE = os.environ.get("WHOOPSYNC_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("WHOOPSYNC_TEST_REDIS_DB", "15"))
@@ -94,6 +95,17 @@ def database_engine(
 ) -> AsyncEngine:
     """The run's engine of the `backend` parameter."""
     return pg_engine if backend == "postgresql" else sqlite_engine
+
+
+@pytest.fixture
+async def empty_database(database_engine: AsyncEngine) -> AsyncIterator[None]:
+    """The `backend` parameter's database emptied before and after the test, for tests that
+    commit and then read every row (exports, the change feed's horizon)."""
+    async with database_engine.begin() as connection:
+        await empty_all(connection)
+    yield
+    async with database_engine.begin() as connection:
+        await empty_all(connection)
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from common.whoop.retry import RetryPolicy
 from services.api.app import create_app
 from services.api.deps import ApiState
 from tests.common.db import samples
-from tests.tables import empty_all
 from tests.whoop_openapi import validate
 
 WHOOP = "https://whoop.test"
@@ -115,22 +114,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def drain(app: FastAPI) -> None:
     """Number what the outbox holds (the drain a commit triggers, done now)."""
     await app.state.context.feed.drainer.drain()
-
-
-async def empty(app: FastAPI) -> None:
-    """Delete every row the app's database holds (see tests/tables.py)."""
-    async with state_of(app).session_factory() as session:
-        await empty_all(session)
-        await session.commit()
-
-
-@pytest.fixture
-async def empty_database(app: FastAPI) -> AsyncIterator[None]:
-    """The app's database emptied before and after the test, for tests whose reads see every row
-    (the change feed's horizon, exports): `pytestmark = pytest.mark.usefixtures(...)`."""
-    await empty(app)
-    yield
-    await empty(app)
 
 
 @pytest.fixture

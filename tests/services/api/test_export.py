@@ -37,9 +37,13 @@ TIME_FIELD = {
 }
 
 
-# Exports read every row of the database.
-pytestmark = pytest.mark.usefixtures("empty_database")
 settings = each_backend()
+
+
+@pytest.fixture
+def app(app: FastAPI, empty_database: None) -> FastAPI:
+    """The api on a database emptied before and after the test (exports read every row)."""
+    return app
 
 
 def records_of(whoop_user: int, count: int, first_cycle: int) -> dict[DataType, list[Any]]:

@@ -31,9 +31,13 @@ from tests.services.api.conftest import (
     state_of,
 )
 
-# The horizon is global: nobody else's changes.
-pytestmark = pytest.mark.usefixtures("empty_database")
 settings = each_backend()
+
+
+@pytest.fixture
+def app(app: FastAPI, empty_database: None) -> FastAPI:
+    """The api on a database emptied before and after the test (the horizon is global)."""
+    return app
 
 
 async def _changes(app: FastAPI, user: uuid.UUID, count: int) -> list[int]:
