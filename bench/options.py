@@ -19,6 +19,7 @@ class Options:
     economy: tuple[tuple[str, int, float], ...]
     backfill_users: int
     backfill_days: int
+    worker_events: int  # bench 3: the backlog each worker drains, per round
 
     # The economy days keep every scaled window a whole number of seconds, and one full run
     # within about an hour on this shared 2-core machine: app opens and feed only, 1,000 users, a
@@ -42,5 +43,5 @@ class Options:
     def make(cls, quick: bool) -> Options:
         """The full run's settings, or the quick ones."""
         if quick:
-            return cls(True, 4, 1, 1, 32, 4, cls.ECONOMY_QUICK, 40, 7)
-        return cls(False, 10, 3, 2, 32, 10, cls.ECONOMY_FULL, 200, 30)
+            return cls(True, 4, 1, 1, 32, 4, cls.ECONOMY_QUICK, 40, 7, 200)
+        return cls(False, 10, 3, 2, 32, 10, cls.ECONOMY_FULL, 200, 30, 1000)

@@ -5,11 +5,9 @@ flushed per test."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis.asyncio as aioredis
 import structlog
@@ -19,37 +17,19 @@ from common.db.engine import create_engine
 from common.db.migrate import upgrade_async
 from services.simulator.config import SimConfig
 from services.simulator.server import RunningSim, serve_in_background
+from tests.databases import own_database
+from tests.tables import empty_all
 
-PG_ADMIN_DSN = os.environ.get(
-    "WHOOPSYNC_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_BASE = os.environ.get("WHOOPSYNC_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("WHOOPSYNC_TEST_REDIS_DB", "15"))
 BACKENDS = ["postgresql", "sqlite"]
 
 
-def _asyncpg_url(dsn: str, database: str) -> str:
-    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{database}"
-
-
 @pytest.fixture(scope="session")
 async def pg_url() -> AsyncIterator[str]:
     """A PostgreSQL database of this run's own, migrated to head, dropped afterwards."""
-    name = f"whoopsync_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _asyncpg_url(PG_ADMIN_DSN, name)
-    await upgrade_async(url)
-    yield url
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with own_database("whoopsync_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -104,11 +84,34 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def any_session(
+def database_url(backend: str, pg_url: str, sqlite_url: str) -> str:
+    """The run's database URL of the `backend` parameter."""
+    return pg_url if backend == "postgresql" else sqlite_url
+
+
+@pytest.fixture
+def database_engine(
     backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
-) -> AsyncIterator[AsyncSession]:
+) -> AsyncEngine:
+    """The run's engine of the `backend` parameter."""
+    return pg_engine if backend == "postgresql" else sqlite_engine
+
+
+@pytest.fixture
+async def empty_database(database_engine: AsyncEngine) -> AsyncIterator[None]:
+    """The `backend` parameter's database emptied before and after the test, for tests that
+    commit and then read every row (exports, the change feed's horizon)."""
+    async with database_engine.begin() as connection:
+        await empty_all(connection)
+    yield
+    async with database_engine.begin() as connection:
+        await empty_all(connection)
+
+
+@pytest.fixture
+async def any_session(database_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A rolled-back session on the backend of the `backend` parameter."""
-    async for s in _rolled_back_session(pg_engine if backend == "postgresql" else sqlite_engine):
+    async for s in _rolled_back_session(database_engine):
         yield s
 
 
@@ -189,7 +192,7 @@ def _logging_left_as_found() -> object:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many cases the fuzz tests generated (schemathesis over the api, hypothesis over the
     webhook)."""
-    from tests.fuzz_counts import summary
+    from tests.fuzzing import summary
 
     lines = summary()
     if lines:

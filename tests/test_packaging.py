@@ -8,16 +8,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from services.simulator.server import free_port
-from tests.conftest import PG_ADMIN_DSN
+from tests.databases import own_database
 
 pytestmark = pytest.mark.slow
 
@@ -71,15 +69,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def fresh_database() -> AsyncIterator[str]:
     """An empty PostgreSQL database (no schema): its SQLAlchemy URL."""
-    name = f"whoopsync_pkg_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with own_database("whoopsync_pkg", migrated=False) as url:
+        yield url
 
 
 def _head_revision() -> str:

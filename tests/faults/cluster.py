@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 from common.auth import mint_token
 from common.db.migrate import upgrade_async
 from services.simulator.webhooks import signature
+from tests import connect_flow
 from tests.faults.pgbouncer import PgBouncer
 from tests.faults.services import (
     PrivatePostgres,
@@ -89,11 +90,9 @@ class Cluster:
         """Connect a simulated member through the api's connect flow."""
         user_id = uuid.uuid4()
         auth = {"Authorization": f"Bearer {self.token(user_id)}"}
-        start = await self.http.get(f"{self.api.url}/api/v1/whoop/connect", headers=auth)
-        start.raise_for_status()
-        url = httpx.URL(start.json()["authorization_url"])
-        approved = await self.http.get(url.copy_merge_params({"login_hint": str(whoop_id)}))
-        done = await self.http.get(approved.headers["location"])
+        started = await connect_flow.start(self.http, auth, self.api.url)
+        redirect = await connect_flow.approve(self.http, started["authorization_url"], whoop_id)
+        done = await self.http.get(redirect)  # the api's own GET callback, as a browser would
         assert done.status_code == 200, done.text
         self.members[whoop_id] = user_id
 
@@ -188,6 +187,28 @@ class Cluster:
                 else:
                     reads.add(answer)
             await asyncio.sleep(0.1)
+
+    async def storm_across_outage(
+        self,
+        records: list[dict[str, Any]],
+        rate: float,
+        server: PrivatePostgres | PrivateRedis,
+        down: float,
+    ) -> tuple[Deliveries, Reads, float]:
+        """Send the records' webhooks at `rate` with reads alongside; a second in, stop `server`
+        for `down` seconds and start it again. What the sends and the reads came to, and when
+        the server was back (`time.monotonic()`)."""
+        reads = Reads()
+        storm = asyncio.ensure_future(self.deliver(records, rate=rate))
+        reader = asyncio.ensure_future(self.read_while(storm, reads))
+        await asyncio.sleep(1.0)
+        server.stop()
+        await asyncio.sleep(down)
+        await server.start()
+        back = time.monotonic()
+        delivered = await storm
+        await reader
+        return delivered, reads, back
 
     async def cached_ids(self, kind: str = "sleep") -> set[str]:
         """Ids of every record of a kind the api serves from its cache (one read per member)."""

@@ -7,20 +7,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.common.sync.harness import Pipeline, pipeline
+from tests.common.sync.harness import Pipeline, connected
 
 
 @pytest.fixture
-async def pipe(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str
-) -> AsyncIterator[Pipeline]:
+async def pipe(backend: str, database_url: str, redis_url: str) -> AsyncIterator[Pipeline]:
     """Simulator, receiver and jobs on the `backend` parameter, two members connected, with
     back-offs scaled down 200 times (WHOOP outages of minutes take seconds)."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async with pipeline(
-        backend, url, redis_url, retry_backoff_scale=0.005, reconcile_interval_seconds=1
+    async with connected(
+        backend,
+        database_url,
+        redis_url,
+        (10001, 10002),
+        retry_backoff_scale=0.005,
+        reconcile_interval_seconds=1,
     ) as running:
-        await running.connect(10001)
-        await running.connect(10002)
-        running.sim.sim.reset_counters()
         yield running

@@ -5,7 +5,6 @@ order, and a PostgreSQL restart behind the bouncer."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import time
@@ -21,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from common.feed.cursor import decode
 from tests.common.feed.receiver import Receiver, serve_receiver
-from tests.faults.cluster import Cluster, Reads, running_cluster
+from tests.faults.cluster import Cluster, running_cluster
 from tests.faults.services import wait_http
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.drills]
@@ -114,16 +113,7 @@ async def test_webhooks_reads_feed_and_pushes_work_through_the_bouncer(
 
 async def test_a_postgres_restart_behind_the_bouncer_loses_no_webhook(cluster: Cluster) -> None:
     records = await cluster.new_sleeps(40)
-    reads = Reads()
-    storm = asyncio.ensure_future(cluster.deliver(records, rate=20))
-    reader = asyncio.ensure_future(cluster.read_while(storm, reads))
-    await asyncio.sleep(1.0)
-    cluster.pg.stop()
-    await asyncio.sleep(4.0)
-    await cluster.pg.start()
-    back = time.monotonic()
-    delivered = await storm
-    await reader
+    delivered, reads, back = await cluster.storm_across_outage(records, 20, cluster.pg, down=4.0)
     assert (delivered.answered, delivered.lost) == (40, 0), delivered.statuses
     assert delivered.statuses["503"] > 0  # the outage was seen through the bouncer
     assert set(reads.statuses) <= {"200 cache", "503 unavailable"}, reads.statuses

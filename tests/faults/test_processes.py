@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.cluster import Cluster, Reads, running_cluster
+from tests.faults.cluster import Cluster, running_cluster
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.drills]
 
@@ -39,16 +39,7 @@ def _pids(cluster: Cluster) -> list[int]:
 async def test_a_postgres_restart_during_a_storm_loses_no_webhook(cluster: Cluster) -> None:
     records = await cluster.new_sleeps(60)
     before = _pids(cluster)
-    reads = Reads()
-    storm = asyncio.ensure_future(cluster.deliver(records, rate=20))
-    reader = asyncio.ensure_future(cluster.read_while(storm, reads))
-    await asyncio.sleep(1.0)
-    cluster.pg.stop()
-    await asyncio.sleep(4.0)
-    await cluster.pg.start()
-    back = time.monotonic()
-    delivered = await storm
-    await reader
+    delivered, reads, back = await cluster.storm_across_outage(records, 20, cluster.pg, down=4.0)
     assert (delivered.answered, delivered.lost) == (60, 0)
     assert delivered.statuses["503"] > 0  # the outage was seen, and answered as SPEC says
     # Every record readable from the cache within 10 s of PostgreSQL being back.
@@ -70,16 +61,7 @@ async def test_a_postgres_restart_during_a_storm_loses_no_webhook(cluster: Clust
 async def test_redis_away_for_ten_seconds_loses_no_webhook(cluster: Cluster) -> None:
     records = await cluster.new_sleeps(40)
     worker = cluster.worker.popen.pid
-    reads = Reads()
-    storm = asyncio.ensure_future(cluster.deliver(records, rate=4))
-    reader = asyncio.ensure_future(cluster.read_while(storm, reads))
-    await asyncio.sleep(1.0)
-    cluster.redis.stop()
-    await asyncio.sleep(10.0)
-    await cluster.redis.start()
-    back = time.monotonic()
-    delivered = await storm
-    await reader
+    delivered, reads, back = await cluster.storm_across_outage(records, 4, cluster.redis, down=10.0)
     assert (delivered.answered, delivered.redelivered, delivered.lost) == (40, 0, 0)
     assert cluster.worker.alive
     assert cluster.worker.popen.pid == worker

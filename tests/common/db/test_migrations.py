@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,7 +12,7 @@ from sqlalchemy import inspect, text
 from common.db.engine import create_engine
 from common.db.migrate import downgrade, upgrade
 from common.db.models import Base
-from tests.conftest import PG_ADMIN_DSN, _asyncpg_url
+from tests.databases import own_database
 
 
 async def _tables(url: str) -> set[str]:
@@ -40,14 +38,8 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
         return
-    name = f"whoopsync_mig_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield _asyncpg_url(PG_ADMIN_DSN, name)
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await admin.close()
+    async with own_database("whoopsync_mig", migrated=False) as url:
+        yield url
 
 
 async def test_upgrade_matches_models_and_downgrade_removes_everything(empty_url: str) -> None:

@@ -10,11 +10,10 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
@@ -31,13 +30,13 @@ from common.sync.inbox import Inbox
 from common.sync.jobs import JOBS, job_context
 from common.sync.jobs.sweep import hand_off
 from common.types import DataType
-from common.whoop.oauth import SCOPES
 from services.simulator.config import SimConfig
 from services.simulator.server import RunningSim, serve_app, serve_in_background
 from services.simulator.webhooks import signature as sim_signature
 from services.webhook.app import create_app, webhook_router
 from services.webhook.deps import WebhookState
 from services.worker.settings import create_worker
+from tests import connect_flow
 
 CLIENT_ID, CLIENT_SECRET = "pipeline-client", "pipeline-secret"
 REDIRECT = "http://app.test/api/v1/whoop/callback"
@@ -130,11 +129,9 @@ class Pipeline:
 
     async def connect(self, whoop_user_id: int) -> uuid.UUID:
         """Run the OAuth flow against the simulator and store the connection, as the API would."""
-        query = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "response_type": "code"}
-        query |= {"scope": " ".join(SCOPES), "state": "abcdefgh", "login_hint": str(whoop_user_id)}
-        answer = await self.http.get(f"{self.sim.base_url}/oauth/oauth2/auth", params=query)
-        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-        tokens = await self.ctx.oauth.exchange_code(code)
+        authorize = self.ctx.oauth.authorization_url("abcdefgh")
+        redirect = await connect_flow.approve(self.http, authorize, whoop_user_id)
+        tokens = await self.ctx.oauth.exchange_code(connect_flow.query_of(redirect)["code"])
         user_id = uuid.uuid4()
         async with self.ctx.session_factory() as session:
             await ConnectionRepository(session).save(
@@ -293,6 +290,19 @@ async def pipeline(
             inproc=inproc,
             holder=holder,
         )
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    backend: str, database_url: str, redis_url: str, members: Iterable[int], **extra: Any
+) -> AsyncIterator[Pipeline]:
+    """A `pipeline` with these simulated members connected, the simulator's counters then reset
+    (a test counts only its own calls)."""
+    async with pipeline(backend, database_url, redis_url, **extra) as running:
+        for whoop_user_id in members:
+            await running.connect(whoop_user_id)
+        running.sim.sim.reset_counters()
+        yield running
 
 
 class _Forward:

@@ -9,23 +9,16 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.db.engine import create_session_factory
 from common.db.repositories import ConnectionRepository, RecordRepository
 from common.db.repositories.connections import ConnectionRepository as Connections
 from common.db.types import utcnow
 from common.sync.accounts import EncryptedTokens, link_account
 from common.types import DataType
 from tests.common.db import samples
-from tests.common.sync.test_tokens import Factory
+from tests.common.sync.connections import Factory
 
 TOKENS = EncryptedTokens("access", "refresh", utcnow() + timedelta(hours=1), "offline")
-
-
-@pytest.fixture
-def factory(backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine) -> Factory:
-    return create_session_factory(pg_engine if backend == "postgresql" else sqlite_engine)
 
 
 async def test_a_writer_committing_during_a_link_does_not_fail_it(

@@ -10,12 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.config import Settings
-from common.db.engine import create_session_factory
 from common.db.models import ChangeOutbox, SleepTombstone
 from common.db.repositories import RecordRepository
 from common.db.types import utcnow
@@ -24,17 +21,12 @@ from common.sync.results import Writes
 from common.sync.service import SyncService
 from common.types import DataType, UpsertResult
 from tests.common.db import samples
-from tests.common.sync.test_tokens import Factory
+from tests.common.sync.connections import Factory
 
 TOKENS = EncryptedTokens("access", "refresh", utcnow() + timedelta(hours=1), "offline")
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 # Long enough for a writer that does not wait to have written and committed.
 SETTLE_SECONDS = 0.5
-
-
-@pytest.fixture
-def factory(backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine) -> Factory:
-    return create_session_factory(pg_engine if backend == "postgresql" else sqlite_engine)
 
 
 def _service(session: Any) -> SyncService:

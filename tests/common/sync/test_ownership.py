@@ -10,12 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.config import Settings
-from common.db.engine import create_session_factory
 from common.db.models import Change, ChangeOutbox, SyncAttempt, SyncLog
 from common.db.repositories import ConnectionRepository, RecordRepository
 from common.db.types import utcnow
@@ -24,15 +21,10 @@ from common.sync.erase import erase_user
 from common.sync.service import SyncService
 from common.types import DataType, SyncStatus, Trigger
 from tests.common.db import samples
-from tests.common.sync.test_tokens import Factory
+from tests.common.sync.connections import Factory
 
 TOKENS = EncryptedTokens("access", "refresh", utcnow() + timedelta(hours=1), "offline")
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def factory(backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine) -> Factory:
-    return create_session_factory(pg_engine if backend == "postgresql" else sqlite_engine)
 
 
 def service(session: Any) -> SyncService:

@@ -26,7 +26,7 @@ from common.ratelimit import Priority
 from common.sync.jobs import refetch_pending_scores
 from common.sync.jobs.reconcile import reconcile
 from common.types import ConnectionStatus, DataType, Trigger
-from tests.common.sync.harness import Pipeline, pipeline
+from tests.common.sync.harness import Pipeline, connected
 
 COLLECTIONS = {
     DataType.CYCLE: "GET /v2/cycle",
@@ -60,14 +60,11 @@ async def _set_status(pipe: Pipeline, user_id: uuid.UUID, status: ConnectionStat
 
 
 @pytest.fixture
-async def small_budget(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str
-) -> AsyncIterator[Pipeline]:
+async def small_budget(backend: str, database_url: str, redis_url: str) -> AsyncIterator[Pipeline]:
     """A pipeline whose app-wide budget is 100 calls a minute, one member connected."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async with pipeline(backend, url, redis_url, whoop_rate_limit_per_minute=100) as running:
-        await running.connect(10001)
-        running.sim.sim.reset_counters()
+    async with connected(
+        backend, database_url, redis_url, (10001,), whoop_rate_limit_per_minute=100
+    ) as running:
         yield running
 
 

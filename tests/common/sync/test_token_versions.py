@@ -11,37 +11,19 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import respx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.crypto import TokenCipher
-from common.db.engine import create_session_factory
 from common.db.repositories.connections import ConnectionRepository
 from common.db.types import utcnow
-from common.locks import Locks, RedisLocks
+from common.locks import Locks
 from common.sync import tokens as tokens_module
 from common.sync.tokens import ConnectionTokens
 from common.whoop.errors import WhoopReauthorizationRequired
 from common.whoop.oauth import OAuthClient
-from tests.common.sync.test_tokens import KEY, Factory, connect, stored
+from tests.common.sync.connections import Factory, connect, stored
 from tests.common.sync.token_server import Rotation
 from tests.common.whoop.fakes import OAUTH
-
-
-@pytest.fixture
-def factory(backend: str, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine) -> Factory:
-    return create_session_factory(pg_engine if backend == "postgresql" else sqlite_engine)
-
-
-@pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher(KEY)
-
-
-@pytest.fixture
-def locks(redis: aioredis.Redis) -> Locks:
-    return RedisLocks(redis, poll=0.01)
 
 
 @pytest.fixture

@@ -15,75 +15,35 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import respx
-from cryptography.fernet import Fernet
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.crypto import TokenCipher
 from common.db.engine import create_session_factory
-from common.db.repositories.connections import ConnectionRepository
-from common.db.types import utcnow
-from common.locks import Locks, RedisLocks
+from common.locks import Locks
 from common.ratelimit import LocalRateLimiter
 from common.sync.tokens import ConnectionTokens, refresh_expiring
 from common.types import ConnectionStatus
 from common.whoop.client import WhoopClient
 from common.whoop.errors import WhoopReauthorizationRequired
 from common.whoop.oauth import OAuthClient
+from tests.common.sync.connections import KEY, Factory, connect, stored
 from tests.common.sync.token_server import PROFILE, Rotation, serve
 from tests.common.whoop.fakes import BASE, OAUTH, checked
 
 ROOT = Path(__file__).resolve().parents[3]
-KEY = Fernet.generate_key().decode()
-Factory = async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture
 def factory(pg_engine: AsyncEngine) -> Factory:
+    """PostgreSQL only: the refresh is also raced across processes."""
     return create_session_factory(pg_engine)
-
-
-@pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher(KEY)
-
-
-@pytest.fixture
-def locks(redis: aioredis.Redis) -> Locks:
-    return RedisLocks(redis, poll=0.01)
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
         yield client
-
-
-async def connect(factory: Factory, cipher: TokenCipher, expires_in: timedelta) -> uuid.UUID:
-    """A committed connection holding access token a0 and refresh token r0."""
-    user_id = uuid.uuid4()
-    async with factory() as session:
-        await ConnectionRepository(session).save(
-            user_id=user_id,
-            whoop_user_id=uuid.uuid4().int % 10**12,
-            access_token_enc=cipher.encrypt("a0"),
-            refresh_token_enc=cipher.encrypt("r0"),
-            expires_at=utcnow() + expires_in,
-            scopes="offline read:profile",
-        )
-        await session.commit()
-    return user_id
-
-
-async def stored(factory: Factory, cipher: TokenCipher, user_id: uuid.UUID) -> tuple[str, str, str]:
-    """(access token, refresh token, status) as committed."""
-    async with factory() as session:
-        row = await ConnectionRepository(session).get(user_id)
-    assert row is not None
-    access = cipher.decrypt(row.access_token_enc) if row.access_token_enc else ""
-    refresh = cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else ""
-    return access, refresh, row.status
 
 
 class FakeWhoop:

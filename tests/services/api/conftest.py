@@ -3,6 +3,8 @@ mocked with respx, and helpers that connect users and seed records and sync stat
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -41,6 +43,9 @@ COLLECTIONS = {
     DataType.RECOVERY: ("/v2/recovery", "RecoveryCollection"),
     DataType.WORKOUT: ("/v2/activity/workout", "WorkoutCollection"),
 }
+# Pushes configured (to a receiver respx answers when a test routes it).
+PUSH_RECEIVER = "http://receiver.test/hooks"
+PUSH_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 FAST_RETRY = RetryPolicy(attempts=3, total_seconds=2.0, backoff=0.01, max_backoff=0.02)
 
 
@@ -68,6 +73,17 @@ def settings(pg_url: str, redis_url: str) -> Settings:
     return make_settings(pg_url, redis_url)
 
 
+def each_backend(**overrides: Any) -> Any:
+    """A `settings` fixture for a test module: the api on the `backend` parameter's database (each
+    in turn), with `overrides`. In the module: `settings = each_backend(...)`."""
+
+    @pytest.fixture
+    def settings(database_url: str, redis_url: str) -> Settings:
+        return make_settings(database_url, redis_url, **overrides)
+
+    return settings
+
+
 async def running(settings: Settings) -> AsyncGenerator[FastAPI, None]:
     """An api app with its lifespan entered (WHOOP retries shortened for the tests)."""
     app = create_app(settings)
@@ -83,12 +99,21 @@ async def app(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[FastAP
         yield started
 
 
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    """An HTTP client talking to the app in-process (enter it with `async with`)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+    async with client_of(app) as http:
         yield http
+
+
+async def drain(app: FastAPI) -> None:
+    """Number what the outbox holds (the drain a commit triggers, done now)."""
+    await app.state.context.feed.drainer.drain()
 
 
 @pytest.fixture
@@ -128,6 +153,47 @@ async def connect_user(
         )
         await session.commit()
     return user_id, whoop_user_id
+
+
+CALLBACK = "/api/v1/whoop/callback"
+ALL_READS = "offline read:recovery read:cycles read:sleep read:workout"
+
+
+def mock_whoop_account(
+    whoop: respx.MockRouter,
+    whoop_user_id: int,
+    *,
+    access_token: str | None = None,
+    refresh_token: str | None = None,
+    scope: str = ALL_READS,
+) -> respx.Route:
+    """WHOOP's token endpoint (the code exchange, its route) and the profile of `whoop_user_id`."""
+    exchange = whoop.post("/oauth/oauth2/token").respond(
+        json={
+            "access_token": access_token or f"access-of-{whoop_user_id}",
+            "refresh_token": refresh_token or f"refresh-of-{whoop_user_id}",
+            "expires_in": 3600,
+            "scope": scope,
+            "token_type": "bearer",
+        }
+    )
+    profile = {
+        "user_id": whoop_user_id,
+        "email": "b@example.com",
+        "first_name": "B",
+        "last_name": "B",
+    }
+    validate(profile, "UserBasicProfile")
+    whoop.get("/developer/v2/user/profile/basic").respond(json=profile)
+    return exchange
+
+
+async def state_for(client: httpx.AsyncClient, user: uuid.UUID) -> str:
+    """A connect flow's state for `user`."""
+    response = await client.get("/api/v1/whoop/connect", headers=auth(user))
+    assert response.status_code == 200
+    state: str = response.json()["state"]
+    return state
 
 
 async def seed(

@@ -11,11 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import uvicorn
-from cryptography.fernet import Fernet
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -26,29 +23,14 @@ from starlette.routing import Route
 
 from common.auth import mint_token
 from common.config import Settings
-from tests.services.api.admin_helpers import ADMIN, ADMIN_AUTH, add_event
+from tests import connect_flow
+from tests.services.api.admin_helpers import ADMIN_AUTH, add_event
+from tests.serving import JWT
 
-SECRET = "console-webhook-secret"
-JWT = "console-jwt-secret-of-enough-length"
 WHOOP_USER = 10001
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 T = TypeVar("T")
-
-
-@contextlib.asynccontextmanager
-async def uvicorn_on(app: Any, host: str, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                assert not task.done(), "the server exited during start-up"
-                await asyncio.sleep(0.02)
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 def forger(target: str) -> Starlette:
@@ -123,12 +105,7 @@ class Console:
     async def connect(self, whoop_user_id: int) -> None:
         """Connect an app user through the real flow, as an app would."""
         auth = {"Authorization": f"Bearer {mint_token(uuid.uuid4(), JWT)}"}
-        answer = await self.http.get(f"{self.base}/api/v1/whoop/connect", headers=auth)
-        url = answer.json()["authorization_url"] + f"&login_hint={whoop_user_id}"
-        query = parse_qs(urlsplit((await self.http.get(url)).headers["location"]).query)
-        body = {"code": query["code"][0], "state": query["state"][0]}
-        done = await self.http.post(f"{self.base}/api/v1/whoop/callback", json=body, headers=auth)
-        assert done.status_code == 200, done.text
+        await connect_flow.connect(self.http, auth, whoop_user_id, base=self.base)
 
 
 def browser() -> WebDriver:
@@ -146,25 +123,6 @@ def browser() -> WebDriver:
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.implicitly_wait(10)  # a page loading after a click: wait for what is looked for
     return driver
-
-
-def settings_for(
-    database_url: str, redis_url: str, sim_api: str, sim_oauth: str, port: int
-) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        whoop_api_base_url=sim_api,
-        whoop_oauth_base_url=sim_oauth,
-        whoop_client_id="console-client",
-        whoop_client_secret=SECRET,
-        whoop_redirect_uri=f"http://127.0.0.1:{port}/api/v1/whoop/callback",
-        jwt_secret=JWT,
-        token_encryption_key=Fernet.generate_key().decode(),
-        inbox_sweep_seconds=1,
-        log_format="console",
-        admin_token=ADMIN,
-    )
 
 
 async def sign_in(c: Console, token: str) -> None:

@@ -15,7 +15,6 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from common.budget import budget_usage
-from common.config import Settings
 from common.db.models import WebhookEvent
 from common.db.repositories.ops import AUDIT_MISS, RECONCILE_FAILURE, WEBHOOK_REFUSAL, OpsRepository
 from common.ratelimit import Priority
@@ -24,6 +23,7 @@ from tests.services.api.admin_helpers import ADMIN, ADMIN_AUTH, add_event, add_f
 from tests.services.api.conftest import (
     auth,
     connect_user,
+    each_backend,
     make_settings,
     mark_synced,
     objects,
@@ -32,12 +32,8 @@ from tests.services.api.conftest import (
     state_of,
 )
 
-
-@pytest.fixture
-def settings(backend: str, pg_url: str, sqlite_url: str, redis_url: str) -> Settings:
-    """The api with an admin token, on each backend."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    return make_settings(url, redis_url, admin_token=ADMIN)
+# The api with an admin token, on each backend.
+settings = each_backend(admin_token=ADMIN)
 
 
 async def _overview(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from common.db.migrate import upgrade_async
 from services.commands.serve import create_app
-from services.simulator.config import SimConfig
 from services.simulator.server import free_port, serve_in_background
-from tests.conftest import PG_ADMIN_DSN, _asyncpg_url
+from tests.databases import own_database
 from tests.services.api.admin_helpers import ADMIN, add_event
 from tests.services.api.console_browser import (
-    SECRET,
     WHOOP_USER,
     Console,
     a_sleep_id,
@@ -43,30 +38,17 @@ from tests.services.api.console_browser import (
     factory_of,
     forger,
     seed_history,
-    settings_for,
     sign_in,
     status_of,
-    uvicorn_on,
 )
+from tests.serving import settings_for, sim_config, uvicorn_on
 
 
 @pytest.fixture
-async def own_database() -> AsyncIterator[str]:
+async def console_database() -> AsyncIterator[str]:
     """A PostgreSQL database for this test alone (the overview counts every row), migrated."""
-    name = f"whoopsync_console_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _asyncpg_url(PG_ADMIN_DSN, name)
-    await upgrade_async(url)
-    yield url
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with own_database("whoopsync_console") as url:
+        yield url
 
 
 @pytest.fixture
@@ -79,24 +61,14 @@ def shots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def console(
-    own_database: str, redis_url: str, redis: Any, shots: Path
+    console_database: str, redis_url: str, redis: Any, shots: Path
 ) -> AsyncIterator[Console]:
     """serve (arq on Redis, its own database), the simulator, a cross-site page, and Chromium."""
     port, forger_port = free_port(), free_port()
-    config = SimConfig(
-        client_id="console-client",
-        client_secret=SECRET,
-        users=2,
-        days=7,
-        seed=11,
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/whoop",
-        rate_limit_per_minute=100_000,
-        rate_limit_per_day=1_000_000,
-        webhook_retry_delays=(0.2,) * 5,
-    )
+    config = sim_config(port, users=2, seed=11)
     base = f"http://127.0.0.1:{port}"
     async with serve_in_background(config) as sim:
-        settings = settings_for(own_database, redis_url, sim.api_base_url, sim.oauth_base_url, port)
+        settings = settings_for(console_database, redis_url, sim, port, admin_token=ADMIN)
         async with (
             uvicorn_on(create_app(settings), "127.0.0.1", port),
             uvicorn_on(forger(base), "localhost", forger_port),

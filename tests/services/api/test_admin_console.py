@@ -10,18 +10,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from common.config import Settings
 from tests.services.api.admin_helpers import ADMIN, add_event
-from tests.services.api.conftest import connect_user, make_settings, running, state_of
+from tests.services.api.conftest import connect_user, each_backend, make_settings, running, state_of
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def settings(backend: str, pg_url: str, sqlite_url: str, redis_url: str) -> Settings:
-    """The api with an admin token, on each backend."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    return make_settings(url, redis_url, admin_token=ADMIN)
+# The api with an admin token, on each backend.
+settings = each_backend(admin_token=ADMIN)
 
 
 @pytest.fixture

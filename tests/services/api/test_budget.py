@@ -7,125 +7,47 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from sqlalchemy import delete, update
 
 from common.budget import budget_usage
-from common.db.models import ChannelState, WebhookEvent, WhoopConnection
+from common.config import Settings
 from common.db.repositories import ConnectionRepository, RecordRepository
 from common.ratelimit import Priority
 from common.sync.context import SyncContext
 from common.types import ConnectionStatus, DataType, EventStatus
 from tests.common.db import samples
+from tests.services.api.channel import on_a_clear_inbox, stale_user, webhook_received
 from tests.services.api.conftest import (
     auth,
+    client_of,
     collection_body,
-    connect_user,
+    each_backend,
     make_settings,
-    mark_synced,
-    objects,
-    running,
-    seed,
     state_of,
 )
 
 SLEEPS = "/developer/v2/activity/sleep"
 
 
-async def _clear_inbox(app: FastAPI) -> None:
-    async with state_of(app).session_factory() as session:
-        await session.execute(delete(WebhookEvent))
-        await session.execute(delete(ChannelState))
-        await session.commit()
-
-
-async def _apps(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, count: int, **overrides: Any
-) -> AsyncIterator[list[FastAPI]]:
-    """`count` api processes over one database and one Redis."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    settings = make_settings(url, redis_url, **overrides)
-    started: list[FastAPI] = []
-    runners = [running(settings) for _ in range(count)]
-    try:
-        for runner in runners:
-            started.append(await runner.__anext__())
-        await _clear_inbox(started[0])
-        yield started
-    finally:
-        if started:
-            await _clear_inbox(started[0])
-        for runner in runners:
-            await runner.aclose()
+settings = each_backend(user_refreshes_per_minute=2, whoop_rate_limit_per_day=10)
 
 
 @pytest.fixture
-async def app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[FastAPI]:
     """One api, a share of two refreshes a minute and a day's budget of 10 calls."""
-    async for (one,) in _apps(
-        backend,
-        pg_url,
-        sqlite_url,
-        redis_url,
-        1,
-        user_refreshes_per_minute=2,
-        whoop_rate_limit_per_day=10,
-    ):
+    async for (one,) in on_a_clear_inbox(settings):
         yield one
-
-
-def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
 
 
 def _context(app: FastAPI) -> SyncContext:
     context: SyncContext = app.state.context
     return context
-
-
-async def _stale_user(app: FastAPI, sleeps: int = 3) -> tuple[uuid.UUID, int, list[Any]]:
-    """A user whose backfill is done and whose sleeps were last synced 3 h ago (past 2 h)."""
-    user, whoop_user = await connect_user(app)
-    stored = objects(DataType.SLEEP, whoop_user, sleeps)
-    if stored:
-        await seed(app, user, DataType.SLEEP, stored)
-    await mark_synced(app, user, DataType.SLEEP, timedelta(hours=3))
-    async with state_of(app).session_factory() as session:
-        await session.execute(
-            update(WhoopConnection)
-            .where(WhoopConnection.user_id == user)
-            .values(backfill_pending_since=None)
-        )
-        await session.commit()
-    return user, whoop_user, stored
-
-
-async def _live_channel(app: FastAPI) -> None:
-    """A verified event of another member recorded and processed 2 minutes ago."""
-    async with state_of(app).session_factory() as session:
-        session.add(
-            WebhookEvent(
-                trace_id=str(uuid.uuid4()),
-                event_type="workout.updated",
-                whoop_user_id=77,
-                record_id=str(uuid.uuid4()),
-                payload="{}",
-                status="done",
-                attempts=1,
-                received_at=datetime.now(UTC) - timedelta(minutes=2),
-            )
-        )
-        await session.commit()
 
 
 async def _webhook_job(
@@ -151,13 +73,13 @@ async def _webhook_job(
 async def test_a_connection_needing_reauthorization_never_looks_fresh(
     app: FastAPI, whoop: respx.MockRouter, status: ConnectionStatus
 ) -> None:
-    user, _, _ = await _stale_user(app)
-    await _live_channel(app)
+    user, _, _ = await stale_user(app)
+    await webhook_received(app)
     async with state_of(app).session_factory() as session:
         await ConnectionRepository(session).set_status(user, status)
         await session.commit()
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, []))
-    async with _client(app) as client:
+    async with client_of(app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         sync_status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
     body = read.json()
@@ -175,12 +97,12 @@ async def test_a_connection_needing_reauthorization_never_looks_fresh(
 async def test_a_user_past_their_share_answers_from_the_cache_while_others_refresh(
     app: FastAPI, whoop: respx.MockRouter
 ) -> None:
-    spender, spender_whoop, stored = await _stale_user(app)
-    empty, _, _ = await _stale_user(app, sleeps=0)
-    other, _, _ = await _stale_user(app)
+    spender, spender_whoop, stored = await stale_user(app)
+    empty, _, _ = await stale_user(app, sleeps=0)
+    other, _, _ = await stale_user(app)
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored))
     forced = "/api/v1/smart/sleep?force_refresh=true"
-    async with _client(app) as client:
+    async with client_of(app) as client:
         spent = [(await client.get(forced, headers=auth(spender))).json() for _ in range(3)]
         nothing = [await client.get(forced, headers=auth(empty)) for _ in range(3)]
         others = await client.get("/api/v1/smart/sleep", headers=auth(other))
@@ -200,13 +122,13 @@ async def test_a_user_past_their_share_answers_from_the_cache_while_others_refre
 async def test_past_the_days_forecast_reads_give_way_to_announced_versions(
     app: FastAPI, whoop: respx.MockRouter
 ) -> None:
-    user, whoop_user, stored = await _stale_user(app)
-    empty, _, _ = await _stale_user(app, sleeps=0)
+    user, whoop_user, stored = await stale_user(app)
+    empty, _, _ = await stale_user(app, sleeps=0)
     limiter = _context(app).limiter
     for _ in range(6):  # six calls in the last hour: at this rate the day's 10 do not last
         await limiter.acquire(Priority.BACKGROUND, max_wait=0)
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored))
-    async with _client(app) as client:
+    async with client_of(app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         forced = await client.get("/api/v1/smart/sleep?force_refresh=true", headers=auth(user))
         nothing = await client.get("/api/v1/smart/sleep", headers=auth(empty))
@@ -231,20 +153,14 @@ async def test_past_the_days_forecast_reads_give_way_to_announced_versions(
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_the_share_holds_across_two_api_processes(
-    backend: str,
-    pg_url: str,
-    sqlite_url: str,
-    redis_url: str,
-    redis: aioredis.Redis,
-    whoop: respx.MockRouter,
+    database_url: str, redis_url: str, redis: aioredis.Redis, whoop: respx.MockRouter
 ) -> None:
-    async for one, two in _apps(
-        backend, pg_url, sqlite_url, redis_url, 2, user_refreshes_per_minute=3
-    ):
-        user, _, stored = await _stale_user(one)
+    settings = make_settings(database_url, redis_url, user_refreshes_per_minute=3)
+    async for one, two in on_a_clear_inbox(settings, 2):
+        user, _, stored = await stale_user(one)
         route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored))
         sources = []
-        async with _client(one) as first, _client(two) as second:
+        async with client_of(one) as first, client_of(two) as second:
             for client in (first, second) * 3:
                 answer = await client.get(
                     "/api/v1/smart/sleep?force_refresh=true", headers=auth(user)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import update
 
@@ -17,34 +15,22 @@ from common.db.models import Change
 from common.db.repositories import RecordRepository
 from common.feed.cursor import MAX_SEQ, decode, encode
 from common.types import DataType
-from tests.services.api.conftest import auth, make_settings, objects, running, state_of
+from tests.services.api.conftest import (
+    auth,
+    drain,
+    each_backend,
+    objects,
+    state_of,
+)
 
-
-@pytest.fixture
-async def feed_app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    settings = make_settings(pg_url if backend == "postgresql" else sqlite_url, redis_url)
-    async for app in running(settings):
-        yield app
-
-
-@pytest.fixture
-async def feed_client(feed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=feed_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield http
+settings = each_backend()
 
 
 async def _write(app: FastAPI, user: uuid.UUID, data_type: DataType, items: list[Any]) -> None:
     async with state_of(app).session_factory() as session:
         await RecordRepository(session, data_type).upsert(user, items)
         await session.commit()
-    await state_of_feed(app).drainer.drain()
-
-
-def state_of_feed(app: FastAPI) -> Any:
-    return app.state.context.feed
+    await drain(app)
 
 
 async def _all(client: httpx.AsyncClient, user: uuid.UUID, limit: int) -> list[dict[str, Any]]:
@@ -60,15 +46,13 @@ async def _all(client: httpx.AsyncClient, user: uuid.UUID, limit: int) -> list[d
             return seen
 
 
-async def test_pages_follow_cursors_oldest_first(
-    feed_app: FastAPI, feed_client: httpx.AsyncClient
-) -> None:
+async def test_pages_follow_cursors_oldest_first(app: FastAPI, client: httpx.AsyncClient) -> None:
     user, whoop_user = uuid.uuid4(), 4242
     sleeps = objects(DataType.SLEEP, whoop_user, 5)
-    await _write(feed_app, user, DataType.SLEEP, sleeps)
+    await _write(app, user, DataType.SLEEP, sleeps)
     workouts = objects(DataType.WORKOUT, whoop_user, 2)
-    await _write(feed_app, user, DataType.WORKOUT, workouts)
-    changes = await _all(feed_client, user, limit=2)
+    await _write(app, user, DataType.WORKOUT, workouts)
+    changes = await _all(client, user, limit=2)
     assert [c["id"] for c in changes] == [s["id"] for s in sleeps] + [w["id"] for w in workouts]
     first = changes[0]
     assert first["data_type"] == "sleep"
@@ -84,34 +68,32 @@ async def test_pages_follow_cursors_oldest_first(
 
 
 async def test_next_cursor_of_a_short_page_yields_only_later_changes(
-    feed_app: FastAPI, feed_client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     user = uuid.uuid4()
-    await _write(feed_app, user, DataType.WORKOUT, objects(DataType.WORKOUT, 77, 1))
-    body = (await feed_client.get("/api/v1/smart/changes", headers=auth(user))).json()
+    await _write(app, user, DataType.WORKOUT, objects(DataType.WORKOUT, 77, 1))
+    body = (await client.get("/api/v1/smart/changes", headers=auth(user))).json()
     assert len(body["changes"]) == 1
     assert body["has_more"] is False
-    again = await feed_client.get(
+    again = await client.get(
         "/api/v1/smart/changes", params={"cursor": body["next_cursor"]}, headers=auth(user)
     )
     assert again.json()["changes"] == []
-    async with state_of(feed_app).session_factory() as session:
+    async with state_of(app).session_factory() as session:
         await RecordRepository(session, DataType.WORKOUT).delete_all(user)
         await session.commit()
-    await state_of_feed(feed_app).drainer.drain()
-    later = await feed_client.get(
+    await drain(app)
+    later = await client.get(
         "/api/v1/smart/changes", params={"cursor": body["next_cursor"]}, headers=auth(user)
     )
     assert [(c["action"], c["record"]) for c in later.json()["changes"]] == [("deleted", None)]
 
 
-async def test_another_users_changes_stay_hidden(
-    feed_app: FastAPI, feed_client: httpx.AsyncClient
-) -> None:
+async def test_another_users_changes_stay_hidden(app: FastAPI, client: httpx.AsyncClient) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    await _write(feed_app, alice, DataType.WORKOUT, objects(DataType.WORKOUT, 11, 2))
-    assert await _all(feed_client, bob, limit=100) == []
-    assert len(await _all(feed_client, alice, limit=100)) == 2
+    await _write(app, alice, DataType.WORKOUT, objects(DataType.WORKOUT, 11, 2))
+    assert await _all(client, bob, limit=100) == []
+    assert len(await _all(client, alice, limit=100)) == 2
 
 
 @pytest.mark.parametrize(
@@ -119,65 +101,61 @@ async def test_another_users_changes_stay_hidden(
     [{"cursor": "not-a-cursor"}, {"cursor": "Yzox"[:-1]}, {"limit": 0}, {"limit": 501}],
 )
 async def test_malformed_cursor_or_limit_is_422(
-    feed_client: httpx.AsyncClient, params: dict[str, Any]
+    client: httpx.AsyncClient, params: dict[str, Any]
 ) -> None:
-    answer = await feed_client.get(
-        "/api/v1/smart/changes", params=params, headers=auth(uuid.uuid4())
-    )
+    answer = await client.get("/api/v1/smart/changes", params=params, headers=auth(uuid.uuid4()))
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "validation_error"
 
 
 @pytest.mark.parametrize("where", ["cursor", "Last-Event-ID"])
 async def test_a_cursor_past_a_bigint_is_422_not_an_overflow(
-    feed_client: httpx.AsyncClient, where: str
+    client: httpx.AsyncClient, where: str
 ) -> None:
     user, overflow = uuid.uuid4(), encode(9_999_999_999_999_999_999)
     if where == "cursor":
-        answer = await feed_client.get(
+        answer = await client.get(
             "/api/v1/smart/changes", params={"cursor": overflow}, headers=auth(user)
         )
     else:
         headers = auth(user) | {"Last-Event-ID": overflow}
-        answer = await feed_client.get("/api/v1/smart/events", headers=headers)
+        answer = await client.get("/api/v1/smart/events", headers=headers)
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "validation_error"
     assert "out of range" in answer.json()["error"]["message"]
 
 
-async def test_the_largest_cursor_reads_an_empty_page(feed_client: httpx.AsyncClient) -> None:
-    answer = await feed_client.get(
+async def test_the_largest_cursor_reads_an_empty_page(client: httpx.AsyncClient) -> None:
+    answer = await client.get(
         "/api/v1/smart/changes", params={"cursor": encode(MAX_SEQ)}, headers=auth(uuid.uuid4())
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"changes": [], "next_cursor": encode(MAX_SEQ), "has_more": False}
 
 
-async def test_cursor_older_than_retention_is_410(
-    feed_app: FastAPI, feed_client: httpx.AsyncClient
-) -> None:
+async def test_cursor_older_than_retention_is_410(app: FastAPI, client: httpx.AsyncClient) -> None:
     user = uuid.uuid4()
-    await _write(feed_app, user, DataType.WORKOUT, objects(DataType.WORKOUT, 12, 2))
-    changes = await _all(feed_client, user, limit=100)
-    async with state_of(feed_app).session_factory() as session:
+    await _write(app, user, DataType.WORKOUT, objects(DataType.WORKOUT, 12, 2))
+    changes = await _all(client, user, limit=100)
+    async with state_of(app).session_factory() as session:
         await session.execute(
             update(Change)
             .where(Change.seq == decode(changes[1]["cursor"]))
             .values(changed_at=datetime.now(UTC) - timedelta(days=31))
         )
         await session.commit()
-    assert await state_of_feed(feed_app).prune() >= 1
-    expired = await feed_client.get(
+    assert await app.state.context.feed.prune() >= 1
+    expired = await client.get(
         "/api/v1/smart/changes", params={"cursor": changes[0]["cursor"]}, headers=auth(user)
     )
     assert expired.status_code == 410
     assert expired.json()["error"]["code"] == "cursor_expired"
-    kept = await feed_client.get(
+    kept = await client.get(
         "/api/v1/smart/changes", params={"cursor": changes[1]["cursor"]}, headers=auth(user)
     )
     assert kept.status_code == 200
 
 
-async def test_changes_need_a_bearer(feed_client: httpx.AsyncClient) -> None:
-    answer = await feed_client.get("/api/v1/smart/changes", params={"cursor": encode(0)})
+async def test_changes_need_a_bearer(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/api/v1/smart/changes", params={"cursor": encode(0)})
     assert answer.status_code == 401

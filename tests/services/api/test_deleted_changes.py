@@ -4,14 +4,12 @@ read: `/changes`, the event stream and the push, on both backends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import cast
 
 import httpx
 import orjson
-import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sse_starlette import ServerSentEvent
 
@@ -21,37 +19,36 @@ from common.feed.cursor import decode
 from common.feed.push import payload
 from common.types import DataType
 from services.api.routes import feed as feed_routes
-from tests.services.api.conftest import auth, make_settings, objects, running, state_of
+from tests.services.api.conftest import (
+    auth,
+    drain,
+    each_backend,
+    objects,
+    state_of,
+)
 
-
-@pytest.fixture
-async def feed_app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    settings = make_settings(pg_url if backend == "postgresql" else sqlite_url, redis_url)
-    async for app in running(settings):
-        yield app
+settings = each_backend()
 
 
 async def test_a_deleted_change_carries_the_deletions_time_in_changes_stream_and_push(
-    feed_app: FastAPI,
+    app: FastAPI,
 ) -> None:
     user = uuid.uuid4()
     workout = objects(DataType.WORKOUT, 5150, 1)[0]
-    factory = state_of(feed_app).session_factory
+    factory = state_of(app).session_factory
     async with factory() as session:
         await RecordRepository(session, DataType.WORKOUT).upsert(user, [workout])
         await session.commit()
     async with factory() as session:
         await RecordRepository(session, DataType.WORKOUT).delete(user, uuid.UUID(workout["id"]))
         await session.commit()
-    await feed_app.state.context.feed.drainer.drain()
+    await drain(app)
     async with factory() as session:
         tombstone = await session.get(WorkoutTombstone, uuid.UUID(workout["id"]))
     assert tombstone is not None
     deleted_at = tombstone.deleted_at
 
-    transport = httpx.ASGITransport(app=feed_app)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
         body = (await http.get("/api/v1/smart/changes", headers=auth(user))).json()
     listed = body["changes"][-1]
@@ -62,7 +59,7 @@ async def test_a_deleted_change_carries_the_deletions_time_in_changes_stream_and
     upserted = decode(body["changes"][0]["cursor"])
     stream = cast(
         AsyncGenerator[ServerSentEvent, None],
-        feed_routes._stream(factory, feed_app.state.context.feed.notifier, user, upserted),
+        feed_routes._stream(factory, app.state.context.feed.notifier, user, upserted),
     )
     try:
         live = await anext(stream)

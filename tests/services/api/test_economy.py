@@ -9,111 +9,58 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
-from sqlalchemy import delete, update
 
-from common.db.models import ChannelState, WebhookEvent, WhoopConnection
+from common.config import Settings
 from common.types import DataType
+from tests.services.api.channel import on_a_clear_inbox, stale_user, webhook_received
 from tests.services.api.conftest import (
     auth,
+    client_of,
     collection_body,
-    connect_user,
+    each_backend,
     make_settings,
-    mark_synced,
-    objects,
-    running,
-    seed,
-    state_of,
 )
 
 SLEEPS = "/developer/v2/activity/sleep"
 
 
-async def _app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, **overrides: Any
-) -> AsyncIterator[FastAPI]:
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async for started in running(make_settings(url, redis_url, **overrides)):
-        async with state_of(started).session_factory() as session:
-            await session.execute(delete(WebhookEvent))
-            await session.execute(delete(ChannelState))
-            await session.commit()
-        yield started
-        async with state_of(started).session_factory() as session:
-            await session.execute(delete(WebhookEvent))
-            await session.commit()
+settings = each_backend()
 
 
 @pytest.fixture
-async def app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[FastAPI]:
     """The api in `webhooks` mode (the default) on the `backend` parameter."""
-    async for started in _app(backend, pg_url, sqlite_url, redis_url):
+    async for (started,) in on_a_clear_inbox(settings):
         yield started
 
 
 @pytest.fixture
 async def threshold_app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
+    database_url: str, redis_url: str, redis: aioredis.Redis
 ) -> AsyncIterator[FastAPI]:
     """The api in `threshold` mode on the `backend` parameter."""
-    async for started in _app(backend, pg_url, sqlite_url, redis_url, freshness="threshold"):
+    threshold = make_settings(database_url, redis_url, freshness="threshold")
+    async for (started,) in on_a_clear_inbox(threshold):
         yield started
 
 
-async def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
-
-
 async def _backfilled_user(app: FastAPI, sleeps: int = 3) -> tuple[uuid.UUID, list[dict[str, Any]]]:
-    """A user whose backfill is done and whose sleeps were last synced 3 h ago (past 2 h)."""
-    user, whoop_user = await connect_user(app)
-    stored = objects(DataType.SLEEP, whoop_user, sleeps)
-    await seed(app, user, DataType.SLEEP, stored)
-    await mark_synced(app, user, DataType.SLEEP, timedelta(hours=3))
-    await mark_synced(app, user, DataType.CYCLE, timedelta(hours=3))
-    async with state_of(app).session_factory() as session:
-        await session.execute(
-            update(WhoopConnection)
-            .where(WhoopConnection.user_id == user)
-            .values(backfill_pending_since=None)
-        )
-        await session.commit()
+    """A user whose backfill is done and whose sleeps and cycles were last synced 3 h ago."""
+    user, _, stored = await stale_user(app, sleeps, synced=(DataType.SLEEP, DataType.CYCLE))
     return user, stored
-
-
-async def _webhook_received(app: FastAPI, ago: timedelta = timedelta(minutes=2)) -> datetime:
-    """A verified event recorded and processed `ago` (any user's keeps the channel live)."""
-    at = datetime.now(UTC) - ago
-    async with state_of(app).session_factory() as session:
-        session.add(
-            WebhookEvent(
-                trace_id=str(uuid.uuid4()),
-                event_type="workout.updated",
-                whoop_user_id=77,
-                record_id=str(uuid.uuid4()),
-                payload="{}",
-                status="done",
-                attempts=1,
-                received_at=at,
-            )
-        )
-        await session.commit()
-    return at
 
 
 async def test_a_live_channel_answers_a_read_past_the_threshold_from_the_cache(
     app: FastAPI, whoop: respx.MockRouter
 ) -> None:
     user, _ = await _backfilled_user(app)
-    received = await _webhook_received(app)
+    received = await webhook_received(app)
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, []))
-    async with await _client(app) as client:
+    async with client_of(app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
     assert read.status_code == 200
@@ -135,9 +82,9 @@ async def test_a_quiet_channel_brings_the_threshold_back(
     app: FastAPI, whoop: respx.MockRouter
 ) -> None:
     user, stored = await _backfilled_user(app)
-    await _webhook_received(app, timedelta(minutes=20))  # liveness is 15 minutes
+    await webhook_received(app, timedelta(minutes=20))  # liveness is 15 minutes
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored))
-    async with await _client(app) as client:
+    async with client_of(app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
     assert read.json()["metadata"]["source"] == "whoop_api"
@@ -150,9 +97,9 @@ async def test_threshold_mode_fetches_past_the_threshold_as_the_guide_does(
     threshold_app: FastAPI, whoop: respx.MockRouter
 ) -> None:
     user, stored = await _backfilled_user(threshold_app)
-    await _webhook_received(threshold_app)
+    await webhook_received(threshold_app)
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored))
-    async with await _client(threshold_app) as client:
+    async with client_of(threshold_app) as client:
         read = await client.get("/api/v1/smart/sleep", headers=auth(user))
         status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
     assert read.json()["metadata"]["source"] == "whoop_api"
@@ -168,7 +115,7 @@ async def test_a_default_refresh_costs_one_whoop_call(
     user, stored = await _backfilled_user(threshold_app, sleeps=40)
     newest = {**collection_body(DataType.SLEEP, stored[:25]), "next_token": "more"}
     route = whoop.get(SLEEPS).respond(json=newest)
-    async with await _client(threshold_app) as client:
+    async with client_of(threshold_app) as client:
         read = await client.get(f"/api/v1/smart/sleep?limit={limit}", headers=auth(user))
         status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
     assert read.json()["metadata"]["source"] == "whoop_api"
@@ -189,7 +136,7 @@ async def test_a_narrow_read_refreshes_what_it_asked_and_confirms_nothing(
 ) -> None:
     user, stored = await _backfilled_user(threshold_app)
     route = whoop.get(SLEEPS).respond(json=collection_body(DataType.SLEEP, stored[:1]))
-    async with await _client(threshold_app) as client:
+    async with client_of(threshold_app) as client:
         narrow = await client.get(f"/api/v1/smart/sleep?{query}", headers=auth(user))
         status = await client.get("/api/v1/smart/sync-status", headers=auth(user))
         default = await client.get("/api/v1/smart/sleep", headers=auth(user))

@@ -5,16 +5,11 @@ sent, the receipt counts what went; and a job in flight when the erase commits w
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
-import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
 from sqlalchemy import func, insert, select
@@ -25,45 +20,19 @@ from common.feed.lifecycle import USER_ERASED
 from common.types import DataType
 from services.api.routes.feed import _stream
 from tests.services.api.conftest import (
+    PUSH_RECEIVER,
+    PUSH_SECRET,
     auth,
     connect_user,
-    make_settings,
+    drain,
+    each_backend,
     mark_synced,
     objects,
-    running,
     seed,
     state_of,
 )
 
-SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-RECEIVER = "http://receiver.test/hooks"
-
-
-@pytest.fixture
-async def app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    """The api with pushes configured (no worker runs: every push stays pending)."""
-    settings = make_settings(
-        pg_url if backend == "postgresql" else sqlite_url,
-        redis_url,
-        app_webhook_url=RECEIVER,
-        app_webhook_secret=SECRET,
-    )
-    async for running_app in running(settings):
-        yield running_app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield http
-
-
-async def drain(app: FastAPI) -> None:
-    """Number what the outbox holds (the drain a commit triggers, done now)."""
-    await app.state.context.feed.drainer.drain()
+settings = each_backend(app_webhook_url=PUSH_RECEIVER, app_webhook_secret=PUSH_SECRET)
 
 
 async def _populate(

@@ -7,14 +7,12 @@ import csv
 import io
 import uuid
 import zipfile
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from common.db.repositories import ConnectionRepository, RecordRepository
@@ -24,12 +22,10 @@ from tests.common.db import samples
 from tests.services.api.conftest import (
     auth,
     connect_user,
-    make_settings,
+    each_backend,
     mark_synced,
-    running,
     state_of,
 )
-from tests.tables import empty_all
 from tests.whoop_openapi import load_document
 
 T0 = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
@@ -41,29 +37,13 @@ TIME_FIELD = {
 }
 
 
-@pytest.fixture
-async def export_app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    """The api on the backend's test database, emptied before and after (exports read it all)."""
-    settings = make_settings(pg_url if backend == "postgresql" else sqlite_url, redis_url)
-    async for app in running(settings):
-        await _empty(app)
-        yield app
-        await _empty(app)
-
-
-async def _empty(app: FastAPI) -> None:
-    async with state_of(app).session_factory() as session:
-        await empty_all(session)
-        await session.commit()
+settings = each_backend()
 
 
 @pytest.fixture
-async def client(export_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=export_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield http
+def app(app: FastAPI, empty_database: None) -> FastAPI:
+    """The api on a database emptied before and after the test (exports read every row)."""
+    return app
 
 
 def records_of(whoop_user: int, count: int, first_cycle: int) -> dict[DataType, list[Any]]:
@@ -129,11 +109,11 @@ def jsonl_lines(answer: httpx.Response) -> list[dict[str, Any]]:
 
 
 async def test_jsonl_is_exactly_the_users_cached_records_as_the_read_api_pages_them(
-    export_app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(exports, "PAGE", 17)  # the export itself reads many pages
-    user, made = await seed_user(export_app, 130, first_cycle=1_000_000)
-    other, _ = await seed_user(export_app, 5, first_cycle=2_000_000)
+    user, made = await seed_user(app, 130, first_cycle=1_000_000)
+    other, _ = await seed_user(app, 5, first_cycle=2_000_000)
 
     answer = await client.get(
         "/api/v1/smart/export", params={"format": "jsonl"}, headers=auth(user)
@@ -158,13 +138,13 @@ async def test_jsonl_is_exactly_the_users_cached_records_as_the_read_api_pages_t
 
 
 async def test_csv_is_a_zip_of_one_file_per_type_with_whoops_fields_as_columns(
-    export_app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    user, made = await seed_user(export_app, 3, first_cycle=3_000_000)
+    user, made = await seed_user(app, 3, first_cycle=3_000_000)
     pending = samples.sleep(
         start=T0 + timedelta(days=1), score_state="PENDING_SCORE", whoop_user_id=1
     )
-    async with state_of(export_app).session_factory() as session:
+    async with state_of(app).session_factory() as session:
         await RecordRepository(session, DataType.SLEEP).upsert(user, [pending])
         await session.commit()
 
@@ -239,8 +219,8 @@ def test_csv_columns_are_the_fields_of_whoops_schema(data_type: DataType, schema
     assert list(exports.COLUMNS[data_type]) == _schema_columns(schemas, schema)
 
 
-async def test_an_unknown_format_is_422(export_app: FastAPI, client: httpx.AsyncClient) -> None:
-    user, _ = await connect_user(export_app)
+async def test_an_unknown_format_is_422(app: FastAPI, client: httpx.AsyncClient) -> None:
+    user, _ = await connect_user(app)
     answer = await client.get("/api/v1/smart/export", params={"format": "xml"}, headers=auth(user))
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "validation_error"
@@ -256,10 +236,10 @@ async def test_a_user_never_connected_is_404_and_a_bearer_is_needed(
 
 
 async def test_a_disconnected_user_still_exports_the_records_kept(
-    export_app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    user, _ = await seed_user(export_app, 2, first_cycle=4_000_000)
-    async with state_of(export_app).session_factory() as session:
+    user, _ = await seed_user(app, 2, first_cycle=4_000_000)
+    async with state_of(app).session_factory() as session:
         await ConnectionRepository(session).forget_tokens(user)
         await session.commit()
     answer = await client.get("/api/v1/smart/export", headers=auth(user))

@@ -7,21 +7,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import create_app
 from services.simulator.server import RunningSim, serve_app
-from tests.fuzz_counts import CASES
+from tests import connect_flow
+from tests.fuzzing import CASES, fuzz_settings
 from tests.services.api.conftest import auth, make_settings
 from tests.tables import empty_all
 
@@ -31,16 +30,7 @@ TYPES = ("recovery", "sleep", "cycle", "workout")
 
 async def _connect(http: httpx.AsyncClient, user: uuid.UUID) -> None:
     """The connect flow through the api and the simulator, then one refresh per type (a cache)."""
-    started = (await http.get("/api/v1/whoop/connect", headers=auth(user))).json()
-    redirect = await http.get(started["authorization_url"])
-    assert redirect.status_code == 302, redirect.text
-    query = {k: v[0] for k, v in parse_qs(urlsplit(redirect.headers["location"]).query).items()}
-    callback = await http.post(
-        "/api/v1/whoop/callback",
-        json={"code": query["code"], "state": query["state"]},
-        headers=auth(user),
-    )
-    assert callback.status_code == 200, callback.text
+    await connect_flow.connect(http, auth(user))
     for data_type in TYPES:
         read = await http.get(
             f"/api/v1/smart/{data_type}", params={"force_refresh": "true"}, headers=auth(user)
@@ -73,14 +63,7 @@ def _run_operation(
     ran = 0
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis_settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     def run(case: Any) -> None:
         nonlocal ran
         ran += 1
@@ -109,23 +92,16 @@ def _fuzz(document: dict[str, Any], base_url: str, reader: uuid.UUID, victim: uu
     return ran
 
 
-async def _empty(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await empty_all(conn)
-
-
 async def test_the_api_answers_generated_requests_as_documented(
     backend: str,
-    pg_url: str,
-    sqlite_url: str,
-    pg_engine: AsyncEngine,
-    sqlite_engine: AsyncEngine,
+    database_url: str,
+    database_engine: AsyncEngine,
     redis_url: str,
     redis: aioredis.Redis,
     whoop_sim: RunningSim,
 ) -> None:
     settings = make_settings(
-        pg_url if backend == "postgresql" else sqlite_url,
+        database_url,
         redis_url,
         whoop_api_base_url=whoop_sim.api_base_url,
         whoop_oauth_base_url=whoop_sim.oauth_base_url,
@@ -141,7 +117,8 @@ async def test_the_api_answers_generated_requests_as_documented(
     finally:
         # Committed over real HTTP: connections, records and the purge's tombstones of simulated
         # ids that later tests see again.
-        await _empty(pg_engine if backend == "postgresql" else sqlite_engine)
+        async with database_engine.begin() as connection:
+            await empty_all(connection)
     CASES[f"schemathesis api [{backend}]"] += ran
     operations = sum(len(item) for item in document["paths"].values())
     assert ran >= operations * 2  # every operation in both modes

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import timedelta
 from typing import Any, cast
 
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
 import respx
 from fastapi import FastAPI
 from sqlalchemy import update
@@ -32,19 +31,22 @@ from common.types import DataType
 from common.whoop.errors import WhoopReauthorizationRequired
 from services.api.routes.feed import _stream
 from tests.services.api.conftest import (
+    CALLBACK,
     COLLECTIONS,
+    PUSH_RECEIVER,
+    PUSH_SECRET,
     auth,
     collection_body,
     connect_user,
-    make_settings,
+    drain,
+    each_backend,
     mark_synced,
+    mock_whoop_account,
     objects,
-    running,
     seed,
+    state_for,
     state_of,
 )
-from tests.services.api.test_erase import RECEIVER, SECRET, drain
-from tests.services.api.test_linking import CALLBACK, mock_whoop_account, state_for
 
 LIFECYCLE = {
     "connection.created",
@@ -55,26 +57,9 @@ LIFECYCLE = {
 }
 
 
-@pytest.fixture
-async def app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    settings = make_settings(
-        pg_url if backend == "postgresql" else sqlite_url,
-        redis_url,
-        app_webhook_url=RECEIVER,
-        app_webhook_secret=SECRET,
-        backfill_days=60,
-    )
-    async for running_app in running(settings):
-        yield running_app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield http
+settings = each_backend(
+    app_webhook_url=PUSH_RECEIVER, app_webhook_secret=PUSH_SECRET, backfill_days=60
+)
 
 
 @pytest.fixture
@@ -179,7 +164,7 @@ async def test_lifecycle_changes_reach_changes_sse_and_pushes(
     await events.aclose()
     assert streamed == names
 
-    received = whoop.post(RECEIVER).respond(204)
+    received = whoop.post(PUSH_RECEIVER).respond(204)
     assert await deliver_user(context, Pusher(context), user) == len(changes)
     assert [orjson.loads(c.request.content)["type"] for c in received.calls] == names
 

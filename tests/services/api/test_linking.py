@@ -8,11 +8,9 @@ import uuid
 from datetime import timedelta
 
 import httpx
-import pytest
 import respx
 from fastapi import FastAPI
 
-from common.config import Settings
 from common.db.repositories import (
     ConnectionRepository,
     OAuthStateRepository,
@@ -21,57 +19,20 @@ from common.db.repositories import (
 )
 from common.types import ConnectionStatus, DataType
 from services.api.routes.whoop import OPEN_STATES_PER_USER
-from tests.conftest import BACKENDS
 from tests.services.api.conftest import (
+    CALLBACK,
     auth,
     connect_user,
-    make_settings,
+    each_backend,
     mark_synced,
+    mock_whoop_account,
     objects,
     seed,
+    state_for,
     state_of,
 )
-from tests.whoop_openapi import validate
 
-CALLBACK = "/api/v1/whoop/callback"
-
-
-@pytest.fixture(params=BACKENDS)
-def settings(
-    request: pytest.FixtureRequest, pg_url: str, sqlite_url: str, redis_url: str
-) -> Settings:
-    """The api on PostgreSQL, then on the embedded SQLite file."""
-    return make_settings(pg_url if request.param == "postgresql" else sqlite_url, redis_url)
-
-
-def mock_whoop_account(whoop: respx.MockRouter, whoop_user_id: int) -> respx.Route:
-    """WHOOP's token endpoint (the code exchange) and the profile of `whoop_user_id`."""
-    exchange = whoop.post("/oauth/oauth2/token").respond(
-        json={
-            "access_token": f"access-of-{whoop_user_id}",
-            "refresh_token": f"refresh-of-{whoop_user_id}",
-            "expires_in": 3600,
-            "scope": "offline read:recovery read:cycles read:sleep read:workout",
-            "token_type": "bearer",
-        }
-    )
-    profile = {
-        "user_id": whoop_user_id,
-        "email": "b@example.com",
-        "first_name": "B",
-        "last_name": "B",
-    }
-    validate(profile, "UserBasicProfile")
-    whoop.get("/developer/v2/user/profile/basic").respond(json=profile)
-    return exchange
-
-
-async def state_for(client: httpx.AsyncClient, user: uuid.UUID) -> str:
-    """A connect flow's state for `user`."""
-    response = await client.get("/api/v1/whoop/connect", headers=auth(user))
-    assert response.status_code == 200
-    state: str = response.json()["state"]
-    return state
+settings = each_backend()
 
 
 async def seed_every_type(app: FastAPI, user: uuid.UUID, whoop_user: int, count: int) -> None:

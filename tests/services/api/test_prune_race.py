@@ -5,13 +5,12 @@ stream a prune passes ends with `event: cursor_expired`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,33 +23,21 @@ from common.db.repositories.changes import ChangeRepository
 from common.feed.cursor import decode, encode
 from common.types import DataType
 from services.api.routes import feed as feed_routes
-from tests.services.api.conftest import auth, make_settings, objects, running, state_of
-from tests.tables import empty_all
+from tests.services.api.conftest import (
+    auth,
+    drain,
+    each_backend,
+    objects,
+    state_of,
+)
+
+settings = each_backend()
 
 
 @pytest.fixture
-async def feed_app(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str, redis: aioredis.Redis
-) -> AsyncIterator[FastAPI]:
-    """The api on the backend's test database, emptied before and after (the horizon is global)."""
-    settings = make_settings(pg_url if backend == "postgresql" else sqlite_url, redis_url)
-    async for app in running(settings):
-        await _empty(app)
-        yield app
-        await _empty(app)
-
-
-async def _empty(app: FastAPI) -> None:
-    async with state_of(app).session_factory() as session:
-        await empty_all(session)
-        await session.commit()
-
-
-@pytest.fixture
-async def client(feed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=feed_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield http
+def app(app: FastAPI, empty_database: None) -> FastAPI:
+    """The api on a database emptied before and after the test (the horizon is global)."""
+    return app
 
 
 async def _changes(app: FastAPI, user: uuid.UUID, count: int) -> list[int]:
@@ -60,7 +47,7 @@ async def _changes(app: FastAPI, user: uuid.UUID, count: int) -> list[int]:
             user, objects(DataType.WORKOUT, 4242, count)
         )
         await session.commit()
-    await app.state.context.feed.drainer.drain()
+    await drain(app)
     async with state_of(app).session_factory() as session:
         page = await ChangeRepository(session).read_page(user, None, 100)
     return [c.seq for c in page.changes]
@@ -83,14 +70,14 @@ def _engine(app: FastAPI) -> AsyncEngine:
 
 
 async def test_a_prune_committing_as_a_page_is_read_answers_410_never_a_gap(
-    feed_app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     user = uuid.uuid4()
-    seqs = await _changes(feed_app, user, 4)
+    seqs = await _changes(app, user, 4)
     first = await client.get("/api/v1/smart/changes", params={"limit": 2}, headers=auth(user))
     cursor = first.json()["next_cursor"]
     assert decode(cursor) == seqs[1]
-    await _age(feed_app, seqs[2])  # the prune will delete through the third change
+    await _age(app, seqs[2])  # the prune will delete through the third change
     pruned: list[int] = []
 
     def prune_first(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -98,9 +85,9 @@ async def test_a_prune_committing_as_a_page_is_read_answers_410_never_a_gap(
         # another connection): the request started before it, its read comes after it.
         reads_changes = "whoop_change.user_id" in statement
         if not pruned and reads_changes and statement.lstrip().upper().startswith("SELECT"):
-            pruned.append(await_only(feed_app.state.context.feed.prune()))
+            pruned.append(await_only(app.state.context.feed.prune()))
 
-    engine = _engine(feed_app).sync_engine
+    engine = _engine(app).sync_engine
     event.listen(engine, "before_cursor_execute", prune_first)
     try:
         answer = await client.get(
@@ -117,13 +104,13 @@ async def test_a_prune_committing_as_a_page_is_read_answers_410_never_a_gap(
 
 
 async def test_a_prune_committing_after_the_page_was_read_leaves_the_next_page_410(
-    feed_app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     user = uuid.uuid4()
-    seqs = await _changes(feed_app, user, 4)
+    seqs = await _changes(app, user, 4)
     first = await client.get("/api/v1/smart/changes", params={"limit": 2}, headers=auth(user))
-    await _age(feed_app, seqs[2])
-    assert await feed_app.state.context.feed.prune(batch=1) == 3  # three committed batches
+    await _age(app, seqs[2])
+    assert await app.state.context.feed.prune(batch=1) == 3  # three committed batches
     answer = await client.get(
         "/api/v1/smart/changes",
         params={"cursor": first.json()["next_cursor"], "limit": 2},
@@ -133,20 +120,20 @@ async def test_a_prune_committing_after_the_page_was_read_leaves_the_next_page_4
 
 
 async def test_a_live_stream_a_prune_passes_ends_with_cursor_expired(
-    feed_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(feed_routes, "PAGE", 2)
     user = uuid.uuid4()
-    seqs = await _changes(feed_app, user, 5)
-    context = feed_app.state.context
+    seqs = await _changes(app, user, 5)
+    context = app.state.context
     stream = cast(
         AsyncGenerator[ServerSentEvent, None],
-        feed_routes._stream(state_of(feed_app).session_factory, context.feed.notifier, user, 0),
+        feed_routes._stream(state_of(app).session_factory, context.feed.notifier, user, 0),
     )
     try:
         got = [await anext(stream), await anext(stream)]  # the first page
         assert [e.id for e in got] == [encode(s) for s in seqs[:2]]
-        await _age(feed_app, seqs[2])
+        await _age(app, seqs[2])
         assert await context.feed.prune() == 3  # commits between the stream's two pages
         expired = await anext(stream)
         assert expired.event == "cursor_expired"
@@ -158,12 +145,12 @@ async def test_a_live_stream_a_prune_passes_ends_with_cursor_expired(
 
 
 async def test_a_stream_resumed_from_a_pruned_last_event_id_is_410(
-    feed_app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     user = uuid.uuid4()
-    seqs = await _changes(feed_app, user, 3)
-    await _age(feed_app, seqs[1])
-    assert await feed_app.state.context.feed.prune() == 2
+    seqs = await _changes(app, user, 3)
+    await _age(app, seqs[1])
+    assert await app.state.context.feed.prune() == 2
     answer = await client.get(
         "/api/v1/smart/events", headers={**auth(user), "Last-Event-ID": encode(seqs[0])}
     )

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 from fastapi import FastAPI
 
 from services.api.app import BackgroundBackfill
-from services.simulator.app import create_app as create_simulator
 from services.simulator.config import SimConfig
+from services.simulator.server import RunningSim
+from tests import connect_flow
 from tests.services.api.conftest import auth, make_settings, running
 
 TYPES = ("recovery", "sleep", "cycle", "workout")
 
 
 @pytest.fixture
-async def sim_url() -> AsyncIterator[str]:
-    """The simulator, served by uvicorn on a free port of 127.0.0.1."""
-    config = SimConfig(
+def whoop_sim_config() -> SimConfig:
+    """Three members with ten days of history."""
+    return SimConfig(
         client_id="test-client",
         client_secret="test-secret",
         users=3,
@@ -36,23 +34,12 @@ async def sim_url() -> AsyncIterator[str]:
         rate_limit_per_minute=100_000,
         rate_limit_per_day=1_000_000,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_simulator(config), log_config=None, lifespan="on", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the simulator did not start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
+
+
+@pytest.fixture
+def sim_url(whoop_sim: RunningSim) -> str:
+    """The simulator over real HTTP on a free port of 127.0.0.1."""
+    return whoop_sim.base_url
 
 
 @pytest.fixture
@@ -78,26 +65,17 @@ async def api(
 
 async def _authorize(client: httpx.AsyncClient, user: uuid.UUID) -> dict[str, str]:
     """Ask the api for the authorize URL, follow it at the simulator; the redirect's query."""
-    connect = (await client.get("/api/v1/whoop/connect", headers=auth(user))).json()
+    connect = await connect_flow.start(client, auth(user))
     async with httpx.AsyncClient() as browser:
-        redirect = await browser.get(connect["authorization_url"])
-    assert redirect.status_code == 302, redirect.text
-    query = {k: v[0] for k, v in parse_qs(urlsplit(redirect.headers["location"]).query).items()}
+        redirect = await connect_flow.approve(browser, connect["authorization_url"])
+    query = connect_flow.query_of(redirect)
     assert query["state"] == connect["state"]
     return query
 
 
-async def _hand_on(
-    client: httpx.AsyncClient, user: uuid.UUID, query: dict[str, str]
-) -> httpx.Response:
-    """What an app does with WHOOP's redirect to its own URI: POST the code and state, signed in."""
-    body = {"code": query["code"], "state": query["state"]}
-    return await client.post("/api/v1/whoop/callback", json=body, headers=auth(user))
-
-
 async def _connect(client: httpx.AsyncClient, user: uuid.UUID) -> int:
     query = await _authorize(client, user)
-    callback = await _hand_on(client, user, query)
+    callback = await connect_flow.hand_on(client, auth(user), query)
     assert callback.status_code == 200, callback.text
     assert callback.json()["status"] == "connected"
     whoop_user_id: int = callback.json()["whoop_user_id"]
@@ -120,10 +98,10 @@ async def test_connect_read_and_disconnect(
     _app, client = api
     user = uuid.uuid4()
     query = await _authorize(client, user)
-    callback = await _hand_on(client, user, query)
+    callback = await connect_flow.hand_on(client, auth(user), query)
     assert callback.status_code == 200
     whoop_user_id = callback.json()["whoop_user_id"]
-    replay = await _hand_on(client, user, query)
+    replay = await connect_flow.hand_on(client, auth(user), query)
     assert replay.status_code == 400
     assert replay.json()["error"]["code"] == "invalid_state"
 

@@ -22,11 +22,12 @@ from tests.services.api.conftest import (
     auth,
     connect_user,
     mark_synced,
+    mock_whoop_account,
     objects,
     seed,
+    state_for,
     state_of,
 )
-from tests.whoop_openapi import validate
 
 READ_SCOPES = {
     "read:recovery",
@@ -36,34 +37,6 @@ READ_SCOPES = {
     "read:profile",
     "read:body_measurement",
 }
-
-
-def _mock_exchange(whoop: respx.MockRouter, whoop_user_id: int) -> respx.Route:
-    token = whoop.post("/oauth/oauth2/token").respond(
-        json={
-            "access_token": "new-access",
-            "refresh_token": "new-refresh",
-            "expires_in": 3600,
-            "scope": "offline read:recovery read:cycles",
-            "token_type": "bearer",
-        }
-    )
-    profile = {
-        "user_id": whoop_user_id,
-        "email": "jsmith123@whoop.com",
-        "first_name": "John",
-        "last_name": "Smith",
-    }
-    validate(profile, "UserBasicProfile")
-    whoop.get("/developer/v2/user/profile/basic").respond(json=profile)
-    return token
-
-
-async def _state_for(client: httpx.AsyncClient, user: uuid.UUID) -> str:
-    response = await client.get("/api/v1/whoop/connect", headers=auth(user))
-    assert response.status_code == 200
-    state: str = response.json()["state"]
-    return state
 
 
 async def test_connect_answers_authorize_url_and_state(client: httpx.AsyncClient) -> None:
@@ -86,8 +59,14 @@ async def test_callback_stores_encrypted_tokens_and_enqueues_backfill(
     app: FastAPI, client: httpx.AsyncClient, whoop: respx.MockRouter, redis: aioredis.Redis
 ) -> None:
     user = uuid.uuid4()
-    exchange = _mock_exchange(whoop, 777001)
-    state = await _state_for(client, user)
+    exchange = mock_whoop_account(
+        whoop,
+        777001,
+        access_token="new-access",
+        refresh_token="new-refresh",
+        scope="offline read:recovery read:cycles",
+    )
+    state = await state_for(client, user)
 
     response = await client.get("/api/v1/whoop/callback", params={"code": "c0de", "state": state})
 
@@ -116,8 +95,8 @@ async def test_callback_stores_encrypted_tokens_and_enqueues_backfill(
 
 
 async def test_state_is_single_use(client: httpx.AsyncClient, whoop: respx.MockRouter) -> None:
-    _mock_exchange(whoop, 777002)
-    state = await _state_for(client, uuid.uuid4())
+    mock_whoop_account(whoop, 777002)
+    state = await state_for(client, uuid.uuid4())
     params = {"code": "c0de", "state": state}
     assert (await client.get("/api/v1/whoop/callback", params=params)).status_code == 200
 
@@ -144,7 +123,7 @@ async def test_expired_state_is_400(app: FastAPI, client: httpx.AsyncClient) -> 
 
 
 async def test_whoop_error_answer_is_400(client: httpx.AsyncClient) -> None:
-    state = await _state_for(client, uuid.uuid4())
+    state = await state_for(client, uuid.uuid4())
     params = {"error": "access_denied", "error_description": "The user denied", "state": state}
     response = await client.get("/api/v1/whoop/callback", params=params)
     assert response.status_code == 400
@@ -156,7 +135,7 @@ async def test_whoop_error_answer_is_400(client: httpx.AsyncClient) -> None:
 
 async def test_failed_exchange_is_400(client: httpx.AsyncClient, whoop: respx.MockRouter) -> None:
     whoop.post("/oauth/oauth2/token").respond(400, json={"error": "invalid_grant"})
-    state = await _state_for(client, uuid.uuid4())
+    state = await state_for(client, uuid.uuid4())
     response = await client.get("/api/v1/whoop/callback", params={"code": "bad", "state": state})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "exchange_failed"

@@ -16,22 +16,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.auth import mint_token
-from common.config import Settings
 from services.commands.serve import create_app
 from services.simulator.config import SimConfig
 from services.simulator.server import RunningSim, free_port, serve_app, serve_in_background
-
-SECRET = "serve-webhook-secret"
-JWT = "serve-jwt-secret-of-enough-length"
+from tests import connect_flow
+from tests.serving import CLIENT_ID, JWT, SECRET, settings_for, sim_config, uvicorn_on
 
 
 @dataclass
@@ -46,14 +42,7 @@ class Served:
         """Connect a new app user through the real flow; their bearer header."""
         user = uuid.uuid4()
         auth = {"Authorization": f"Bearer {mint_token(user, JWT)}"}
-        answer = await self.http.get(f"{self.base}/api/v1/whoop/connect", headers=auth)
-        assert answer.status_code == 200, answer.text
-        url = answer.json()["authorization_url"] + f"&login_hint={whoop_user_id}"
-        redirect = await self.http.get(url)
-        assert redirect.status_code == 302, redirect.text
-        query = parse_qs(urlsplit(redirect.headers["location"]).query)
-        body = {"code": query["code"][0], "state": query["state"][0]}
-        done = await self.http.post(f"{self.base}/api/v1/whoop/callback", json=body, headers=auth)
+        done = await connect_flow.connect(self.http, auth, whoop_user_id, base=self.base)
         assert done.json() == {"status": "connected", "whoop_user_id": whoop_user_id}
         return auth
 
@@ -67,23 +56,6 @@ class Served:
         }
 
 
-def settings_for(database_url: str, redis_url: str | None, sim: RunningSim, port: int) -> Settings:
-    """serve's settings, pointing at the simulator."""
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        whoop_api_base_url=sim.api_base_url,
-        whoop_oauth_base_url=sim.oauth_base_url,
-        whoop_client_id="serve-client",
-        whoop_client_secret=SECRET,
-        whoop_redirect_uri=f"http://127.0.0.1:{port}/api/v1/whoop/callback",
-        jwt_secret=JWT,
-        token_encryption_key=Fernet.generate_key().decode(),
-        inbox_sweep_seconds=1,
-        log_format="console",
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_serve(
     database_url: str, redis_url: str | None, **overrides: Any
@@ -91,32 +63,14 @@ async def running_serve(
     """The simulator and serve, each on a free port, the simulator's webhooks aimed at serve
     (`overrides` change its settings)."""
     port = free_port()
-    config = SimConfig(
-        client_id="serve-client",
-        client_secret=SECRET,
-        users=3,
-        days=7,
-        seed=5,
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/whoop",
-        rate_limit_per_minute=100_000,
-        rate_limit_per_day=1_000_000,
-        webhook_retry_delays=(0.2,) * 5,
-    )
-    async with serve_in_background(config) as sim:
+    async with serve_in_background(sim_config(port, users=3, seed=5)) as sim:
         settings = settings_for(database_url, redis_url, sim, port)
         app = create_app(settings.model_copy(update=overrides) if overrides else settings)
-        server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
-        try:
-            async with asyncio.timeout(15):
-                while not server.started:
-                    assert not task.done(), "serve exited during start-up"
-                    await asyncio.sleep(0.02)
-            async with httpx.AsyncClient(timeout=30) as http:
-                yield Served(f"http://127.0.0.1:{port}", sim, http)
-        finally:
-            server.should_exit = True
-            await task
+        async with (
+            uvicorn_on(app, "127.0.0.1", port),
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            yield Served(f"http://127.0.0.1:{port}", sim, http)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
@@ -235,7 +189,7 @@ def _total(samples: dict[Any, float], name: str, labels: dict[str, str]) -> floa
 
 
 async def test_readyz_fails_when_the_database_is_unreachable(tmp_path: Path) -> None:
-    config = SimConfig(client_id="serve-client", client_secret=SECRET, users=1, days=1)
+    config = SimConfig(client_id=CLIENT_ID, client_secret=SECRET, users=1, days=1)
     async with serve_in_background(config) as sim:
         settings = settings_for("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere", None, sim, 1)
         async with serve_app(create_app(settings)) as base, httpx.AsyncClient() as http:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 import respx
-from hypothesis import HealthCheck, Phase, example, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +22,7 @@ from services.simulator.server import serve_app
 from services.simulator.webhooks import signature
 from services.webhook.app import MAX_BODY, PATH, create_app
 from tests.common.sync.harness import CLIENT_SECRET, make_settings
-from tests.fuzz_counts import CASES
+from tests.fuzzing import CASES, fuzz_settings
 
 EXAMPLES = 150  # per backend: a few seconds over a keep-alive connection
 
@@ -128,14 +127,7 @@ def _fuzz(base_url: str) -> tuple[int, set[int]]:
             b"{}", {b"x-whoop-signature-timestamp": b"\xb2", b"x-whoop-signature": b"x"}
         )
     )
-    @hypothesis_settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     def run(request: Request) -> None:
         nonlocal ran
         body, headers = request.body, request.headers
@@ -162,17 +154,13 @@ async def _recorded(engine: AsyncEngine) -> int:
 
 async def test_the_webhook_refuses_generated_bad_requests_and_records_nothing(
     backend: str,
-    pg_url: str,
-    sqlite_url: str,
-    pg_engine: AsyncEngine,
-    sqlite_engine: AsyncEngine,
+    database_url: str,
+    database_engine: AsyncEngine,
     redis_url: str,
     redis: aioredis.Redis,
 ) -> None:
-    engine = pg_engine if backend == "postgresql" else sqlite_engine
-    url = pg_url if backend == "postgresql" else sqlite_url
-    before = await _recorded(engine)
-    settings = make_settings(url, redis_url, "http://whoop.test")
+    before = await _recorded(database_engine)
+    settings = make_settings(database_url, redis_url, "http://whoop.test")
     async with serve_app(create_app(settings)) as base_url:
         with respx.mock(assert_all_called=False) as whoop:
             whoop.route(url__startswith=base_url).pass_through()  # the fuzzer's own requests
@@ -181,6 +169,6 @@ async def test_the_webhook_refuses_generated_bad_requests_and_records_nothing(
     CASES[f"hypothesis webhook [{backend}]"] += ran
     assert ran == EXAMPLES + 1  # the generated cases and the explicit one
     assert statuses == {400, 401, 413}  # every kind of refusal was reached
-    assert await _recorded(engine) == before
+    assert await _recorded(database_engine) == before
     assert await redis.zcard("arq:queue") == 0
     assert anything.call_count == 0  # nothing was fetched from WHOOP

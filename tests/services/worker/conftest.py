@@ -6,17 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.common.sync.harness import Pipeline, pipeline
+from tests.common.sync.harness import Pipeline, connected
 
 
 @pytest.fixture
-async def pipe(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str
-) -> AsyncIterator[Pipeline]:
+async def pipe(backend: str, database_url: str, redis_url: str) -> AsyncIterator[Pipeline]:
     """Simulator, webhook receiver and jobs on the `backend` parameter, with two members connected."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async with pipeline(backend, url, redis_url) as running:
-        await running.connect(10001)
-        await running.connect(10002)
-        running.sim.sim.reset_counters()
+    async with connected(backend, database_url, redis_url, (10001, 10002)) as running:
         yield running

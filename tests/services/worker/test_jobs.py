@@ -29,7 +29,7 @@ from common.sync.reconcile import RECONCILE_WINDOW
 from common.types import DataType, EventStatus, Trigger
 from common.whoop.client import WhoopClient
 from common.whoop.retry import RetryPolicy
-from tests.common.sync.harness import Pipeline, pipeline
+from tests.common.sync.harness import Pipeline, connected
 
 CLI = str(Path(sys.executable).with_name("whoop-sync"))
 FAULTS = "/_sim/faults"
@@ -74,14 +74,11 @@ async def _history(pipe: Pipeline, whoop_user_id: int) -> list[tuple[str, str, s
 
 
 @pytest.fixture
-async def deep(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str
-) -> AsyncIterator[Pipeline]:
+async def deep(backend: str, database_url: str, redis_url: str) -> AsyncIterator[Pipeline]:
     """One member with 40 days of history and BACKFILL_DAYS=30: more than a page of cycles."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async with pipeline(backend, url, redis_url, users=1, days=40, backfill_days=30) as running:
-        await running.connect(10001)
-        running.sim.sim.reset_counters()
+    async with connected(
+        backend, database_url, redis_url, (10001,), users=1, days=40, backfill_days=30
+    ) as running:
         yield running
 
 

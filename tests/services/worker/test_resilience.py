@@ -21,7 +21,7 @@ from common.sync.jobs import UNSENT_GRACE, sweep_inbox
 from common.types import DataType, EventStatus
 from services.simulator.server import free_port
 from tests.common.db.samples import iso
-from tests.common.sync.harness import SLEEP_BY_ID, Pipeline, arq_queue, pipeline
+from tests.common.sync.harness import SLEEP_BY_ID, Pipeline, arq_queue, connected, pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,13 +54,11 @@ async def test_events_arriving_while_the_queue_is_down_are_all_processed_later(
 
 
 @pytest.fixture
-async def patient(
-    backend: str, pg_url: str, sqlite_url: str, redis_url: str
-) -> AsyncIterator[Pipeline]:
+async def patient(backend: str, database_url: str, redis_url: str) -> AsyncIterator[Pipeline]:
     """The pipeline with the production sweep interval, or longer: an hour."""
-    url = pg_url if backend == "postgresql" else sqlite_url
-    async with pipeline(backend, url, redis_url, inbox_sweep_seconds=3600) as running:
-        await running.connect(10001)
+    async with connected(
+        backend, database_url, redis_url, (10001,), inbox_sweep_seconds=3600
+    ) as running:
         yield running
 
 

@@ -1,0 +1,161 @@
+"""One worker against a backlog of events: the events queued while no worker runs, then one worker
+started and timed from the first record readable to the last (its start-up left out). The same
+records, whoop-sync's worker (the events through `whoop-sync webhook`, the inbox and arq) and the
+naive arq worker of bench/baselines/worker.py (its jobs put straight on its queue)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+
+from bench.baselines.worker import CREATE
+from bench.infra import CLIENT_SECRET, REDIS_URL, Cluster, Proc, pg_connect
+from bench.openloop import Planned, run_open_loop
+from bench.sim import SimControl, data_calls
+from bench.webhooks import signed
+
+BASELINE_QUEUE = "bench:baseline"
+PRODUCT_SQL = "SELECT id FROM whoop_sleep WHERE id = ANY($1::uuid[])"
+BASELINE_SQL = "SELECT id FROM bench_baseline_record WHERE kind = 'sleep' AND id = ANY($1::text[])"
+SEND_RATE = 1000  # webhooks/s into the product's receiver, far above what one worker carries
+LIMIT_S = 300.0  # a drain not finished by then is reported as such
+
+
+@dataclass
+class Drain:
+    """What one worker made of a backlog."""
+
+    events: int
+    readable: int
+    seconds: float  # first record readable -> last
+    wall_seconds: float  # worker started -> last record readable
+    calls: int  # WHOOP data calls
+
+    @property
+    def per_second(self) -> float:
+        """Events carried per second once the worker runs."""
+        return (self.readable - 1) / self.seconds if self.readable > 1 and self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "events": self.events,
+            "readable": self.readable,
+            "seconds": round(self.seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "events_per_second": round(self.per_second, 1),
+            "whoop_calls_per_event": round(self.calls / self.events, 2) if self.events else None,
+        }
+
+
+async def poll_visible(dsn: str, sql: str, ids: list[Any], until: float) -> dict[Any, float]:
+    """First moment (epoch s) each id is returned by `sql` (`$1`: the ids), polling every 5 ms."""
+    seen: dict[Any, float] = {}
+    pending = set(ids)
+    conn = await pg_connect(dsn)
+    try:
+        while pending and time.time() < until:
+            rows = await conn.fetch(sql, list(pending))
+            now = time.time()
+            for row in rows:
+                seen[row["id"]] = now
+                pending.discard(row["id"])
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+    return seen
+
+
+async def _timed(
+    procs: Cluster,
+    start: Callable[[Cluster], Proc],
+    ctl: SimControl,
+    dsn: str,
+    sql: str,
+    ids: list[Any],
+) -> Drain:
+    """Start the worker (`start(procs)`), wait for every id to be readable, stop the worker."""
+    before = data_calls(await ctl.counters())
+    started = time.time()
+    worker = start(procs)
+    try:
+        seen = await poll_visible(dsn, sql, ids, started + LIMIT_S)
+    finally:
+        worker.stop()
+    calls = data_calls(await ctl.counters()) - before
+    if not seen:
+        raise RuntimeError(
+            f"{worker.name}: nothing readable within {LIMIT_S:g}s\n{worker.log_tail()}"
+        )
+    first, last = min(seen.values()), max(seen.values())
+    return Drain(len(ids), len(seen), last - first, last - started, calls)
+
+
+async def product_drain(
+    procs: Cluster,
+    env: Mapping[str, str],
+    ctl: SimControl,
+    dsn: str,
+    hook_url: str,
+    records: list[dict[str, Any]],
+) -> Drain:
+    """whoop-sync: a `sleep.updated` webhook per record recorded and queued by the receiver while
+    no worker runs, then one `whoop-sync worker`."""
+    plan: list[Planned] = []
+    for n, record in enumerate(records):
+        hook = signed(CLIENT_SECRET, int(record["user_id"]), record["id"], "sleep.updated")
+        plan.append((n / SEND_RATE, "POST", "/webhooks/whoop", hook.headers(), hook.body.decode()))
+    sent = await run_open_loop(hook_url, plan, connections=32)
+    if sent.statuses() != {"204": len(records)}:
+        raise RuntimeError(f"the receiver did not take every webhook: {sent.statuses()}")
+    ids = [uuid.UUID(record["id"]) for record in records]
+    return await _timed(
+        procs,
+        lambda p: p.whoop_sync("whoop-sync worker", "worker", env, http=False),
+        ctl,
+        dsn,
+        PRODUCT_SQL,
+        ids,
+    )
+
+
+async def baseline_drain(
+    procs: Cluster, env: Mapping[str, str], ctl: SimControl, dsn: str, records: list[dict[str, Any]]
+) -> Drain:
+    """The naive worker: one arq job per record on its queue, then the worker."""
+    conn = await pg_connect(dsn)
+    try:
+        await conn.execute(CREATE)  # polled before the worker's start-up creates it
+    finally:
+        await conn.close()
+    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    try:
+        for record in records:
+            args = (int(record["user_id"]), "sleep.updated", record["id"])
+            await pool.enqueue_job("handle", *args, _queue_name=BASELINE_QUEUE)
+    finally:
+        await pool.aclose()
+    argv = [sys.executable, "-m", "bench.baselines.worker"]
+    ids = [record["id"] for record in records]
+    return await _timed(
+        procs, lambda p: p.start("worker baseline", argv, env), ctl, dsn, BASELINE_SQL, ids
+    )
+
+
+def baseline_env(dsn: str, whoop_api: str, tokens: Mapping[int, str]) -> dict[str, str]:
+    """The naive worker's environment."""
+    return {
+        "BENCH_PG_DSN": dsn,
+        "BENCH_REDIS_URL": REDIS_URL,
+        "BENCH_QUEUE": BASELINE_QUEUE,
+        "BENCH_WHOOP_API": whoop_api,
+        "BENCH_TOKENS": json.dumps({str(k): v for k, v in tokens.items()}),
+    }
