@@ -188,6 +188,11 @@ async def test_post_callback_needs_a_well_formed_body(
         response = await client.post(CALLBACK, json=body, headers=auth(user))
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "validation_error"
+    for raw in (b"\xff", b'{"code": "c", "state": "\xff"}', b"{not json"):
+        headers = auth(user) | {"content-type": "application/json"}
+        response = await client.post(CALLBACK, content=raw, headers=headers)
+        assert response.status_code == 422, raw
+        assert response.json()["error"]["code"] == "validation_error"
     async with state_of(app).session_factory() as session:
         assert await OAuthStateRepository(session).open_count(user) == 1  # nothing spent
 
