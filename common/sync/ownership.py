@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import tracing
 from common.db.repositories import ConnectionRepository, RecordRepository, UpsertSummary
 from common.db.repositories.changes import ChangeRecorder
 from common.db.repositories.connections import Holder
@@ -82,7 +83,8 @@ async def write_owned(
             owner = holders.get(whoop_user_id)
             if owner is not None:
                 repo = RecordRepository(session, data_type)
-                done = await repo.upsert(owner.user_id, objects, outbox=outbox)
+                with tracing.span(f"upsert {data_type.value}"):
+                    done = await repo.upsert(owner.user_id, objects, outbox=outbox)
                 summary.results.update(done.results)
         if data_type in writes.upserts:
             written.summaries[data_type] = summary

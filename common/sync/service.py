@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common import tracing
 from common.config import Settings
 from common.db.repositories import (
     Attempt,
@@ -161,8 +160,7 @@ class SyncService:
     ) -> UpsertSummary:
         """Guarded upsert: a stored record with the same or a newer `updated_at` stays; each
         record goes to the holder of its WHOOP account at the write (SPEC §4)."""
-        with tracing.span(f"upsert {data_type.value}"):
-            return await upsert_owned(self.session, data_type, objects, user_id)
+        return await upsert_owned(self.session, data_type, objects, user_id)
 
     async def apply(
         self, user_id: uuid.UUID, writes: Writes, *, account: int | None = None
