@@ -107,7 +107,8 @@ def test_make_run_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         _wait_for_line(proc, lines, "verified pushes in the last 2 s")  # summaries, not a line each
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.communicate(timeout=30)
+        # The demo gives each of its three processes 15 s to stop before it kills it.
+        proc.communicate(timeout=60)
     for p in (port, sim_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=2)
