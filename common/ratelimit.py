@@ -42,7 +42,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from common.metrics import BUDGET_LIMIT, BUDGET_REMAINING
-from common.whoop.errors import WhoopRateLimited
+from common.whoop.errors import WhoopBudgetWait, WhoopRateLimited
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -188,7 +188,7 @@ class _BaseLimiter:
                 BUDGET_REMAINING.labels("day").set(day_left)
                 return
             if now + wait - began > budget:
-                raise WhoopRateLimited(wait)
+                raise WhoopBudgetWait(wait)
             await self.sleep(wait)
 
     async def observe(self, remaining: int | None, reset_seconds: float | None) -> None:

@@ -68,6 +68,11 @@ class WhoopRateLimited(WhoopError):
         self.reset_after = reset_after
 
 
+class WhoopBudgetWait(WhoopRateLimited):
+    """The app's own WHOOP budget has no slot within the caller's wait (another caller's calls
+    spent it, or WHOOP's last 429 blocks it): the call was not made, WHOOP did not fail."""
+
+
 class WhoopShareSpent(WhoopRateLimited):
     """The app user's share of the budget for reads (SPEC 3.1) is spent; a slot frees in
     `reset_after` s. Raised before the call, which was not made."""

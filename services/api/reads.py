@@ -43,7 +43,7 @@ from common.sync.service import SyncService
 from common.types import ConnectionStatus, DataType, SyncStatus, Trigger
 from common.usershare import UserShare
 from common.whoop.client import PAGE_SIZE
-from common.whoop.errors import WhoopError, WhoopShareSpent
+from common.whoop.errors import WhoopBudgetWait, WhoopError, WhoopShareSpent
 from services.api.errors import ApiError
 from services.api.schemas import NOTE_API, NOTE_CACHE, WARNING_STALE
 
@@ -251,7 +251,10 @@ class SmartReader:
         if synced_at is None:
             synced_at, error = await self._sync(session, user_id, query)
             if error is not None:
-                retry = error.reset_after if isinstance(error, WhoopShareSpent) else None
+                # Our own budget held the call back (the user's share, or no slot of the app's
+                # within the wait): no call was made, so with nothing cached a 429, not a 502.
+                ours = isinstance(error, (WhoopShareSpent, WhoopBudgetWait))
+                retry = error.reset_after if ours else None
                 return await self._fallback(session, user_id, query, error.reason, retry)
         records = await RecordRepository(session, query.data_type).read_json(
             user_id, limit=query.limit, start=query.start, end=query.end

@@ -101,3 +101,22 @@ async def test_reauthorization_required_connection_answers_stale_without_calling
     assert response.json()["metadata"]["source"] == "stale_cache"
     assert "reconnect" in response.json()["metadata"]["error"]
     assert not route.called
+
+
+async def test_no_slot_in_the_apps_budget_with_nothing_cached_is_429_not_502(
+    app: FastAPI, client: httpx.AsyncClient, whoop: respx.MockRouter
+) -> None:
+    """Our own budget held the call back (no call was made, WHOOP did not fail): a time to come
+    back, not a 5xx."""
+    user, _ = await connect_user(app)
+    route = whoop.get(f"/developer{COLLECTIONS[DataType.RECOVERY][0]}").respond(
+        json={"records": []}
+    )
+    await state_of(app).whoop.limiter.block_for(600)  # the minute's budget spent by everyone else
+
+    response = await client.get("/api/v1/smart/recovery", headers=auth(user))
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["retry-after"]) <= 600
+    assert route.call_count == 0
