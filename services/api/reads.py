@@ -253,8 +253,9 @@ class SmartReader:
             if error is not None:
                 # Our own budget held the call back (the user's share, or no slot of the app's
                 # within the wait): no call was made, so with nothing cached a 429, not a 502.
-                ours = isinstance(error, (WhoopShareSpent, WhoopBudgetWait))
-                retry = error.reset_after if ours else None
+                retry = None
+                if isinstance(error, WhoopShareSpent | WhoopBudgetWait):
+                    retry = error.reset_after
                 return await self._fallback(session, user_id, query, error.reason, retry)
         records = await RecordRepository(session, query.data_type).read_json(
             user_id, limit=query.limit, start=query.start, end=query.end
