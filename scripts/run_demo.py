@@ -241,6 +241,9 @@ def _synced(bearer: str) -> bool:
 
 def main() -> int:
     """Set up, start, connect, print the tour, then wait for Ctrl-C."""
+    # Ctrl-C stops the demo even when its shell started it with SIGINT ignored (a background
+    # job of a non-interactive shell): its processes then inherit the default, not the ignore.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = settings()
     procs = start(env)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
