@@ -16,7 +16,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common.db.repositories import WebhookEventRepository
-from common.db.repositories.webhook_events import ClaimedRow, InboxWriter
+from common.db.repositories.inbox_writer import InboxWriter
+from common.db.repositories.webhook_events import ClaimedRow
 from common.db.resilient import run_once_more
 from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable

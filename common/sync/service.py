@@ -29,8 +29,7 @@ from common.db.repositories import (
     UpsertSummary,
     record_key,
 )
-from common.db.repositories.connections import EventConnection
-from common.db.repositories.event_cache import event_cache
+from common.db.repositories.event_cache import EventConnection, event_cache
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.metrics import FRESHNESS_LAG

@@ -13,6 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import OAuthState, WhoopConnection
 from common.db.repositories.base import dialect_insert
+from common.db.repositories.event_cache import (
+    EventConnection,
+    event_connection,
+    event_connection_columns,
+)
 from common.db.types import utcnow
 from common.types import ConnectionStatus
 
@@ -35,37 +40,6 @@ class Holder:
 
     user_id: uuid.UUID
     whoop_user_id: int
-
-
-@dataclass(frozen=True)
-class EventConnection:
-    """What an event's job needs of its connection: whom it is for, whether it is active, and
-    the stored access token (encrypted), so that its WHOOP calls read the row no more."""
-
-    user_id: uuid.UUID
-    status: str
-    token_version: int
-    access_token_enc: str | None
-    expires_at: datetime | None
-
-
-def event_connection_columns(whoop_user_id: Any) -> list[Any]:
-    """The `EventConnection` of the account `whoop_user_id` (a value or a column of another
-    table) as scalar subqueries, for a statement that reads it along with something else."""
-    table: Any = WhoopConnection.__table__
-    names = ("user_id", "status", "token_version", "access_token_enc", "expires_at")
-    return [
-        select(table.c[name]).where(table.c.whoop_user_id == whoop_user_id).scalar_subquery()
-        for name in names
-    ]
-
-
-def event_connection(values: Sequence[Any]) -> EventConnection | None:
-    """The `EventConnection` read by `event_connection_columns`, None when there is no row."""
-    user_id, status, version, token, expires = values
-    if user_id is None:
-        return None
-    return EventConnection(user_id, status, int(version or 0), token, expires)
 
 
 def first_token_version() -> int:

@@ -1,4 +1,5 @@
-"""What an event's fetch phase needs to know of the cache, in one statement and no transaction
+"""What an event's job reads before it calls WHOOP: its connection (read by the claim itself) and
+what its fetch phase needs to know of the cache, in one statement and no transaction
 held: the stored sleep (a recovery needs only its cycle id, and a sleep never seen is a new
 night), when WHOOP was last asked for the sleep, its recovery or the workout, and when the user's
 newest cycles were last synced."""
@@ -6,6 +7,7 @@ newest cycles were last synced."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,8 +16,39 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.models import Recovery, Sleep, SyncLog, Workout
+from common.db.models import Recovery, Sleep, SyncLog, WhoopConnection, Workout
 from common.types import DataType
+
+
+@dataclass(frozen=True)
+class EventConnection:
+    """What an event's job needs of its connection: whom it is for, whether it is active, and
+    the stored access token (encrypted), so that its WHOOP calls read the row no more."""
+
+    user_id: uuid.UUID
+    status: str
+    token_version: int
+    access_token_enc: str | None
+    expires_at: datetime | None
+
+
+def event_connection_columns(whoop_user_id: Any) -> list[Any]:
+    """The `EventConnection` of the account `whoop_user_id` (a value or a column of another
+    table) as scalar subqueries, for a statement that reads it along with something else."""
+    table: Any = WhoopConnection.__table__
+    names = ("user_id", "status", "token_version", "access_token_enc", "expires_at")
+    return [
+        select(table.c[name]).where(table.c.whoop_user_id == whoop_user_id).scalar_subquery()
+        for name in names
+    ]
+
+
+def event_connection(values: Sequence[Any]) -> EventConnection | None:
+    """The `EventConnection` read by `event_connection_columns`, None when there is no row."""
+    user_id, status, version, token, expires = values
+    if user_id is None:
+        return None
+    return EventConnection(user_id, status, int(version or 0), token, expires)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.db.engine import create_engine
 from common.db.models import WebhookEvent
-from common.db.repositories.webhook_events import InboxWriter
+from common.db.repositories.inbox_writer import InboxWriter
 from common.db.resilient import is_outage
 from common.types import EventStatus
 
