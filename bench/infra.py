@@ -110,6 +110,20 @@ class Proc:
         """Peak resident memory seen so far, MiB."""
         return round(self.sampler.peak / 2**20, 1)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process and its children have used so far."""
+        try:
+            proc = psutil.Process(self.popen.pid)
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                times = p.cpu_times()
+                total += times.user + times.system
+        return total
+
     def log_tail(self, lines: int = 30) -> str:
         """The end of the process's output, for error messages."""
         with contextlib.suppress(OSError):

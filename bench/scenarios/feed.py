@@ -30,6 +30,7 @@ from bench.infra import (
     JWT_SECRET,
     REDIS_URL,
     TOKEN_KEY,
+    Proc,
     asyncpg_url,
     bench_database,
     cluster,
@@ -129,9 +130,15 @@ def workout(whoop_user_id: int, n: int) -> dict[str, Any]:
 
 
 async def _one_rate(
-    sync: SyncContext, users: list[uuid.UUID], arrivals: Arrivals, rate: int, seconds: float
+    sync: SyncContext,
+    users: list[uuid.UUID],
+    arrivals: Arrivals,
+    rate: int,
+    seconds: float,
+    servers: dict[str, Proc],
 ) -> dict[str, object]:
     count = int(rate * seconds)
+    cpu = {name: proc.cpu_seconds() for name, proc in servers.items()}
     committed: dict[str, float] = {}
 
     async def write(n: int) -> None:
@@ -152,6 +159,10 @@ async def _one_rate(
         set(committed) <= set(arrivals.push) and set(committed) <= set(arrivals.sse)
     ):
         await asyncio.sleep(0.05)
+    cpu_ms = {
+        name: round((proc.cpu_seconds() - cpu[name]) * 1000 / count, 2)
+        for name, proc in servers.items()
+    }
     push = [arrivals.push[i] - t for i, t in committed.items() if i in arrivals.push]
     sse = [arrivals.sse[i] - t for i, t in committed.items() if i in arrivals.sse]
     return {
@@ -161,6 +172,7 @@ async def _one_rate(
         "sse": summarize_ms(sse),
         "push_missing_after_60s": count - len(push),
         "sse_missing_after_60s": count - len(sse),
+        "cpu_ms_per_change": cpu_ms,
     }
 
 
@@ -201,7 +213,12 @@ async def run(opts: Options) -> ScenarioResult:
                 await asyncio.sleep(1.0)
                 for rate in RATES:
                     rates[str(rate)] = await _one_rate(
-                        sync, users, arrivals, rate, opts.freshness_seconds
+                        sync,
+                        users,
+                        arrivals,
+                        rate,
+                        opts.freshness_seconds,
+                        {"worker": worker, "api": api},
                     )
             finally:
                 for task in readers:
@@ -225,6 +242,9 @@ async def run(opts: Options) -> ScenarioResult:
                     continue
                 ok = value < goal and not missing
                 result.rows.append(Row(metric, value, None, "ms", None, f"< {goal:g} ms", ok, note))
+        for name, ms in got["cpu_ms_per_change"].items():
+            doing = "pushes" if name == "worker" else "SSE events"
+            result.rows.append(info(f"{name} CPU per change at {rate}/s ({doing})", ms, None, "ms"))
     if os.environ.get("WHOOPSYNC_BENCH_FEED_TROUBLE", "1") != "0":
         try:
             rows, details = await feed_trouble.measure(opts)

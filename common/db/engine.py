@@ -86,3 +86,19 @@ def _broken_protocol_is_a_disconnect(context: Any) -> None:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose scope is the unit of work: one per request, one per job."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_lookup_factory(
+    engine: AsyncEngine, *, pooler: Pooler = "none"
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that is one statement at a time (a look-up, or a write made of a single
+    statement): on PostgreSQL in autocommit, so each statement is one round trip with no BEGIN
+    and no ROLLBACK around it. A statement is atomic on its own; work of several statements that
+    must stand or fall together takes `create_session_factory`'s sessions.
+
+    SQLite (embedded: no round trips to save) and a transaction pooler get ordinary sessions:
+    behind PgBouncer a statement prepared outside a transaction may be run on another server
+    connection than the one that prepared it."""
+    if engine.dialect.name != "postgresql" or pooler == "transaction":
+        return create_session_factory(engine)
+    return create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -45,7 +45,7 @@ async def push_due(ctx: dict[str, Any]) -> int:
     sync: FeedContext = ctx["sync"]
     if not sync.settings.app_webhook_url:
         return 0
-    async with sync.session_factory() as session:
+    async with sync.lookups() as session:
         users = await DeliveryRepository(session).due_users(utcnow())
     pusher_for(sync).wake(users)
     return len(users)

@@ -27,8 +27,8 @@ from standardwebhooks.webhooks import Webhook
 
 from common import tracing
 from common.config import Settings
-from common.db.models import AppDelivery, Change
-from common.db.repositories.deliveries import DeliveryRepository
+from common.db.models import Change
+from common.db.repositories.deliveries import DELIVERED, FAILED, DeliveryRepository, Pending
 from common.db.types import utcnow
 from common.feed.cursor import encode
 from common.feed.lifecycle import event_name
@@ -48,6 +48,8 @@ JOB_BUDGET = 30.0
 # The lease of a user's queue lock, renewed every third of it while held: a killed sender holds
 # that user's pushes back this long at most.
 LEASE = 15.0
+# Pushes of one user read at a time (one look-up for a run of changes).
+HEADS = 20
 
 
 class PushContext(Protocol):
@@ -56,7 +58,7 @@ class PushContext(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
-    def session_factory(self) -> async_sessionmaker[AsyncSession]: ...
+    def lookups(self) -> async_sessionmaker[AsyncSession]: ...
     @property
     def locks(self) -> Locks: ...
     @property
@@ -152,74 +154,77 @@ async def deliver_user(sync: PushContext, pusher: Waker, user_id: uuid.UUID) -> 
 
 
 async def _due(sync: PushContext, user_id: uuid.UUID) -> bool:
-    async with sync.session_factory() as session:
-        head = await DeliveryRepository(session).head_of(user_id)
-    return head is not None and head[0].next_attempt_at <= utcnow()
+    async with sync.lookups() as session:
+        due = await DeliveryRepository(session).next_due_at(user_id)
+    return due is not None and due <= utcnow()
 
 
 async def _drain_user(sync: PushContext, pusher: Waker, user_id: uuid.UUID) -> tuple[int, bool]:
-    """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting)."""
+    """Send due pushes head first: (acknowledged, whether the queue was left idle or waiting).
+
+    The queue is read `HEADS` pushes at a time; a push that arrives meanwhile is not missed: its
+    waker finds this user being sent and asks for one more look (`deliver_user` looks again after
+    releasing the queue)."""
     settings = sync.settings
     assert settings.app_webhook_url is not None
     assert settings.app_webhook_secret is not None
     secret = settings.app_webhook_secret.get_secret_value()
     started, sent = time.monotonic(), 0
-    while time.monotonic() - started < JOB_BUDGET:
-        async with sync.session_factory() as session:  # returned before the POST
-            head = await DeliveryRepository(session).head_of(user_id)
-        if head is None:
+    while True:
+        async with sync.lookups() as session:  # returned before the POST
+            heads = await DeliveryRepository(session).pending(user_id, HEADS)
+        for push in heads:
+            if time.monotonic() - started >= JOB_BUDGET:
+                pusher.wake([user_id])  # its share is spent: behind the users already waiting
+                return sent, False
+            wait = (push.next_attempt_at - utcnow()).total_seconds()
+            if wait > 0:  # a retry not due yet: this process comes back for it then
+                pusher.wake([user_id], wait)
+                return sent, True
+            answer = await post(sync.http, settings.app_webhook_url, secret, push.change)
+            delay = await _note(sync, push, answer)
+            if answer.ok:
+                sent += 1
+            elif delay is not None:
+                pusher.wake([user_id], delay)
+                return sent, True
+        if len(heads) < HEADS:
             return sent, True
-        delivery, change = head
-        wait = (delivery.next_attempt_at - utcnow()).total_seconds()
-        if wait > 0:  # a retry not due yet: this process comes back for it then
-            pusher.wake([user_id], wait)
-            return sent, True
-        answer = await post(sync.http, settings.app_webhook_url, secret, change)
-        delay = await _note(sync.session_factory, delivery, change, answer)
-        if answer.ok:
-            sent += 1
-        elif delay is not None:
-            pusher.wake([user_id], delay)
-            return sent, True
-    pusher.wake([user_id])  # its share is spent: behind the users already waiting
-    return sent, False
 
 
-async def _note(
-    factory: async_sessionmaker[AsyncSession],
-    delivery: AppDelivery,
-    change: Change,
-    answer: Answer,
-) -> float | None:
+async def _note(sync: PushContext, push: Pending, answer: Answer) -> float | None:
     """Record the attempt and its consequence; the delay before a retry, or None.
 
     Each attempt is its own unit of work by design: its POST was sent with no transaction open
     (a slow receiver holds no connection), and what it came to is written at once, whatever
     becomes of the next one; the sender that calls this is a task of its own, not a job.
     """
-    now, seq = utcnow(), delivery.change_seq
-    async with factory.begin() as session:
-        repo = DeliveryRepository(session)
-        await repo.record_attempt(
+    now, seq = utcnow(), push.seq
+    delay: float | None = None
+    if answer.ok:
+        then: dict[str, object] = {"status": DELIVERED, "delivered_at": now}
+    else:
+        async with sync.lookups() as session:
+            first = await DeliveryRepository(session).first_attempt(seq, push.created_at)
+        if now - (first or now) >= RETRY_FOR:
+            # The day runs from the first attempt: pushes queued behind a failing head for
+            # hours still get their own day of retries once their turn comes.
+            then = {"status": FAILED}
+        else:
+            delay = retry_delay(push.attempts + 1)
+            then = {"next_attempt_at": now + timedelta(seconds=delay)}
+    async with sync.lookups.begin() as session:  # one statement on PostgreSQL
+        await DeliveryRepository(session).record_attempt(
             seq,
             ok=answer.ok,
             response_code=answer.code,
             duration_ms=answer.duration_ms,
             error=answer.error,
+            **then,
         )
-        delay: float | None = None
-        if answer.ok:
-            await repo.delivered(seq)
-        elif now - (await repo.first_attempt(seq, delivery.created_at) or now) >= RETRY_FOR:
-            # The day runs from the first attempt: pushes queued behind a failing head for
-            # hours still get their own day of retries once their turn comes.
-            await repo.give_up(seq)
-        else:
-            delay = retry_delay(delivery.attempts + 1)
-            await repo.retry_at(seq, now + timedelta(seconds=delay))
     if answer.ok:
         APP_DELIVERIES.labels("delivered").inc()
-        APP_DELIVERY_LAG.observe(max(0.0, (now - change.changed_at).total_seconds()))
+        APP_DELIVERY_LAG.observe(max(0.0, (now - push.change.changed_at).total_seconds()))
     else:
         APP_DELIVERIES.labels("retried" if delay is not None else "failed").inc()
         log.info(

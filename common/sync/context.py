@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.config import Settings
 from common.crypto import TokenCipher
-from common.db.engine import create_engine, create_session_factory
+from common.db.engine import create_engine, create_lookup_factory, create_session_factory
 from common.feed.feed import ChangeFeed
 from common.locks import Locks, create_locks
 from common.queue import arq_redis
@@ -47,6 +47,8 @@ class SyncContext:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    # Sessions for one statement at a time (autocommit on PostgreSQL: no BEGIN, no ROLLBACK).
+    lookups: async_sessionmaker[AsyncSession]
     redis: Redis | None
     http: httpx.AsyncClient
     limiter: RateLimiter
@@ -115,6 +117,7 @@ async def build_context(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
+        lookups=create_lookup_factory(engine, pooler=settings.database_pooler),
         redis=redis,
         http=http,
         limiter=limiter,

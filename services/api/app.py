@@ -84,6 +84,7 @@ def build_api_state(settings: Settings, ctx: SyncContext, queue: Queue | None = 
     return ApiState(
         settings=settings,
         session_factory=ctx.session_factory,
+        lookups=ctx.lookups,
         verifier=TokenVerifier(settings, ctx.http),
         reader=SmartReader(
             ctx.session_factory,

@@ -29,6 +29,8 @@ class ApiState:
 
     settings: Settings
     session_factory: async_sessionmaker[AsyncSession]
+    # One statement at a time (autocommit on PostgreSQL): the live readers' looks.
+    lookups: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     reader: SmartReader
     whoop: WhoopClient

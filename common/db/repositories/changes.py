@@ -16,9 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, func, insert, literal, select, text, true, update
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from common.db.models import AppDelivery, AppDeliveryAttempt, Change, ChangeHorizon, ChangeOutbox
 from common.db.types import utcnow
@@ -154,6 +163,37 @@ _COLUMNS = (
 )
 
 
+def _read_page_statement() -> tuple[Any, Any]:
+    """`read_page`'s statement, built once (its compiled form and cache key are kept): the
+    horizon, the head and the page after `:after` (null: after the horizon), with bound user,
+    cursor and limit."""
+    horizon = (
+        select(func.coalesce(func.max(ChangeHorizon.pruned_through), 0))
+        .where(ChangeHorizon.id == 1)
+        .scalar_subquery()
+    )
+    head = select(func.coalesce(func.max(Change.seq), 0)).scalar_subquery()
+    start = func.coalesce(bindparam("after", type_=BigInteger()), horizon)
+    changes = Change.__table__
+    page = (
+        select(changes)
+        .where(changes.c.user_id == bindparam("user_id"), changes.c.seq > start)
+        .order_by(changes.c.seq)
+        .limit(bindparam("limit"))
+        .subquery("page")
+    )
+    meta = select(horizon.label("horizon"), head.label("head")).subquery("meta")
+    stmt = (
+        select(meta.c.horizon, meta.c.head, page)
+        .select_from(meta.outerjoin(page, true()))
+        .order_by(page.c.seq)
+    )
+    return stmt, page
+
+
+_READ_PAGE, _PAGE = _read_page_statement()
+
+
 class ChangeRepository:
     """Numbering, reading and pruning of the change feed."""
 
@@ -233,32 +273,18 @@ class ChangeRepository:
         read in one statement with the horizon and the head, so that one snapshot judges the
         cursor and yields the page: a prune that commits before it makes the cursor expired, one
         that commits after it deleted nothing the page shows as missing."""
-        horizon = (
-            select(func.coalesce(func.max(ChangeHorizon.pruned_through), 0))
-            .where(ChangeHorizon.id == 1)
-            .scalar_subquery()
-        )
-        head = select(func.coalesce(func.max(Change.seq), 0)).scalar_subquery()
-        start = horizon if after is None else literal(after, BigInteger())
-        page = (
-            select(Change)
-            .where(Change.user_id == user_id, Change.seq > start)
-            .order_by(Change.seq)
-            .limit(limit)
-            .subquery("page")
-        )
-        meta = select(horizon.label("horizon"), head.label("head")).subquery("meta")
-        row = aliased(Change, page)
-        stmt = (
-            select(meta.c.horizon, meta.c.head, row)
-            .select_from(meta.outerjoin(page, true()))
-            .order_by(page.c.seq)
-        )
-        found = (await self.session.execute(stmt)).all()
+        connection = await self.session.connection()
+        found = (
+            await connection.execute(
+                _READ_PAGE, {"user_id": user_id, "after": after, "limit": limit}
+            )
+        ).all()
         # A prune may have emptied the table: the head is never below what it deleted.
-        seen_horizon = int(found[0][0])
-        seen_head = max(int(found[0][1]), seen_horizon)
-        changes = [r[2] for r in found if r[2] is not None]
+        seen_horizon = int(found[0].horizon)
+        seen_head = max(int(found[0].head), seen_horizon)
+        changes = [
+            Change(**{c.key: r._mapping[c] for c in _PAGE.c}) for r in found if r.seq is not None
+        ]
         return Page(seen_horizon, seen_head, seen_horizon if after is None else after, changes)
 
     async def get(self, seq: int) -> Change | None:

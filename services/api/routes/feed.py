@@ -176,7 +176,7 @@ async def events(
 ) -> EventSourceResponse:
     """Changes as they are numbered; without Last-Event-ID, from now on."""
     resume = _after(last_event_id, "header.Last-Event-ID")
-    async with state.session_factory() as session:
+    async with state.lookups() as session:
         page = _page_of(await ChangeRepository(session).read_page(user_id, resume, 0))
     after = page.head if resume is None else resume
     notifier: ChangeNotifier = request.app.state.context.feed.notifier
@@ -185,7 +185,7 @@ async def events(
         limit = state.settings.sse_max_per_user
         message = f"At most {limit} event streams may be open at once; close one first"
         raise ApiError(429, "too_many_streams", message)
-    stream = _stream(state.session_factory, notifier, user_id, after)
+    stream = _stream(state.lookups, notifier, user_id, after)
     admitted = holding(state.streams, user_id, slot, stream)
     return EventSourceResponse(admitted, ping=HEARTBEAT, send_timeout=SEND_TIMEOUT)
 
