@@ -38,6 +38,7 @@ class Drain:
     seconds: float  # first record readable -> last
     wall_seconds: float  # worker started -> last record readable
     calls: int  # WHOOP data calls
+    cpu_seconds: float = 0.0  # the worker's CPU from the first record readable to the last
 
     @property
     def per_second(self) -> float:
@@ -53,7 +54,15 @@ class Drain:
             "wall_seconds": round(self.wall_seconds, 3),
             "events_per_second": round(self.per_second, 1),
             "whoop_calls_per_event": round(self.calls / self.events, 2) if self.events else None,
+            "worker_cpu_ms_per_event": self.cpu_ms_per_event,
         }
+
+    @property
+    def cpu_ms_per_event(self) -> float | None:
+        """The worker's CPU per event carried (start-up left out)."""
+        return (
+            round(self.cpu_seconds * 1000 / (self.readable - 1), 2) if self.readable > 1 else None
+        )
 
 
 async def poll_visible(dsn: str, sql: str, ids: list[Any], until: float) -> dict[Any, float]:
@@ -86,9 +95,18 @@ async def _timed(
     before = data_calls(await ctl.counters())
     started = time.time()
     worker = start(procs)
+    cpu: list[tuple[float, float]] = []  # (epoch s, the worker's CPU seconds)
+
+    async def sample() -> None:
+        while True:
+            cpu.append((time.time(), worker.cpu_seconds()))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
     try:
         seen = await poll_visible(dsn, sql, ids, started + LIMIT_S)
     finally:
+        sampler.cancel()
         worker.stop()
     calls = data_calls(await ctl.counters()) - before
     if not seen:
@@ -96,7 +114,20 @@ async def _timed(
             f"{worker.name}: nothing readable within {LIMIT_S:g}s\n{worker.log_tail()}"
         )
     first, last = min(seen.values()), max(seen.values())
-    return Drain(len(ids), len(seen), last - first, last - started, calls)
+    return Drain(
+        len(ids), len(seen), last - first, last - started, calls, _cpu_between(cpu, first, last)
+    )
+
+
+def _cpu_between(samples: list[tuple[float, float]], first: float, last: float) -> float:
+    """CPU seconds used between two moments, from the samples nearest each."""
+    if not samples:
+        return 0.0
+
+    def at(moment: float) -> float:
+        return min(samples, key=lambda s: abs(s[0] - moment))[1]
+
+    return max(0.0, at(last) - at(first))
 
 
 async def product_drain(

@@ -137,7 +137,12 @@ def _worker_row(drains: dict[str, list[Drain]]) -> Row:
     missing = sum(d.events - d.readable for d in mine)
     calls = sum(d.calls for d in mine) / max(1, sum(d.events for d in mine))
     base_calls = sum(d.calls for d in base) / max(1, sum(d.events for d in base))
-    note = f"WHOOP calls per event {calls:.2f} vs {base_calls:.2f}"
+    cpu = median([d.cpu_ms_per_event or 0.0 for d in mine])
+    base_cpu = median([d.cpu_ms_per_event or 0.0 for d in base])
+    note = (
+        f"WHOOP calls per event {calls:.2f} vs {base_calls:.2f}; worker CPU per event "
+        f"{cpu:.2f} vs {base_cpu:.2f} ms"
+    )
     if missing:
         note += f"; {missing} events not readable within {LIMIT_S:g} s"
     return at_least(

@@ -69,7 +69,9 @@ class SyncContext:
 
     def service(self, session: AsyncSession) -> SyncService:
         """A sync service over one session (one unit of work)."""
-        return SyncService(session, self.whoop, self.tokens, self.settings, self.locks)
+        return SyncService(
+            session, self.whoop, self.tokens, self.settings, self.locks, lookups=self.lookups
+        )
 
     async def close(self) -> None:
         """Close what `build_context` created (not what it was handed)."""

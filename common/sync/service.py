@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.config import Settings
 from common.db.repositories import (
@@ -65,8 +65,11 @@ class SyncService:
         tokens: Callable[[uuid.UUID], TokenSource],
         settings: Settings,
         locks: Locks | None = None,
+        lookups: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.session = session
+        # Sessions for a look-up of its own (autocommit on PostgreSQL): the event's cache look.
+        self.lookups = lookups
         self.whoop = whoop
         self.tokens = tokens
         self.settings = settings
@@ -234,8 +237,12 @@ class SyncService:
         user_id = connection.user_id
         if connection.status == ConnectionStatus.REVOKED.value:
             return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
-        cache = await event_cache(self.session, user_id, key)
-        await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
+        if self.lookups is not None:  # one statement, no transaction around it
+            async with self.lookups() as look:
+                cache = await event_cache(look, user_id, key)
+        else:
+            cache = await event_cache(self.session, user_id, key)
+            await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
         client = self.client(user_id, Priority.ANNOUNCED, known=connection)
         fetched = await fetch_event(client, event_type, key, cache, received_at)
         written = await self.apply(user_id, fetched.writes, account=whoop_user_id)

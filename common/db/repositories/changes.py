@@ -163,6 +163,11 @@ _COLUMNS = (
 )
 
 
+_NUMBER = insert(Change).returning(
+    Change.seq, Change.user_id, Change.changed_at, sort_by_parameter_order=True
+)
+
+
 def _read_page_statement() -> tuple[Any, Any]:
     """`read_page`'s statement, built once (its compiled form and cache key are kept): the
     horizon, the head and the page after `:after` (null: after the horizon), with bound user,
@@ -222,10 +227,11 @@ class ChangeRepository:
         if not taken:
             return []
         rows = [dict(zip(_COLUMNS, row[1:], strict=True)) for row in sorted(taken)]
-        # One multi-row VALUES: both backends take the defaults row by row, in the list's order.
-        result = await self.session.execute(
-            insert(Change).values(rows).returning(Change.seq, Change.user_id, Change.changed_at)
-        )
+        # One statement compiled once for any count: SQLAlchemy sends the rows as one VALUES
+        # list ordered by their position (`sort_by_parameter_order`), so both backends number
+        # them in the list's order.
+        connection = await self.session.connection()
+        result = await connection.execute(_NUMBER, rows)
         numbered = sorted(Numbered(int(s), u, c) for s, u, c in result.all())
         if deliveries:
             now = utcnow()

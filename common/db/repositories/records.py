@@ -26,15 +26,16 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Table,
+    bindparam,
     cast,
     delete,
     exists,
     func,
-    literal,
     select,
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import (
@@ -57,6 +58,8 @@ from common.types import DataType, UpsertResult
 WhoopObject = Mapping[str, Any]
 # Rows per upsert statement: far below SQLite's 500 compound SELECTs and its bound-variable cap.
 BATCH = 100
+# The guarded upsert of each (backend, type, columns, row count), built once (`_guarded_statement`).
+_GUARDED: dict[tuple[str, DataType, tuple[str, ...], int], Any] = {}
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -215,9 +218,12 @@ class RecordRepository:
         if not newest:
             return summary
         pending = list(newest.values())
+        connection = await self.session.connection()
         for start in range(0, len(pending), BATCH):
-            stmt = self._guarded_insert(pending[start : start + BATCH])
-            for key, version in (await self.session.execute(stmt)).all():
+            stmt, params = self._guarded_insert(
+                connection.dialect.name, pending[start : start + BATCH]
+            )
+            for key, version in (await connection.execute(stmt, params)).all():
                 summary.results[key] = (
                     UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
                 )
@@ -229,39 +235,50 @@ class RecordRepository:
             outbox.extend(changes)
         return summary
 
-    def _guarded_insert(self, rows: list[dict[str, Any]]) -> Any:
-        """INSERT … SELECT … WHERE NOT EXISTS (tombstone) ON CONFLICT … WHERE older, for `rows`.
+    def _guarded_insert(
+        self, dialect: str, rows: list[dict[str, Any]]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The guarded upsert of `rows` and its parameters (`_guarded_statement`)."""
+        names = tuple(rows[0])
+        shape = (dialect, self.kind.data_type, names, len(rows))
+        stmt = _GUARDED.get(shape)
+        if stmt is None:
+            stmt = _GUARDED[shape] = self._guarded_statement(dialect, names, len(rows))
+        params = {f"r{i}_{n}": row[n] for i, row in enumerate(rows) for n in names}
+        return stmt, params
+
+    def _guarded_statement(self, dialect: str, names: tuple[str, ...], count: int) -> Any:
+        """INSERT … SELECT … WHERE NOT EXISTS (tombstone) ON CONFLICT … WHERE older, for `count`
+        rows bound as `r<n>_<column>`; built once per shape and kept (`_GUARDED`).
 
         The incoming rows are a CTE of one bound SELECT per row joined by UNION ALL, not a VALUES
-        list: SQLAlchemy caches the compiled form of this statement for each row count (a VALUES
-        construct has no cache key, so it was compiled afresh on every write), and a CTE because
-        SQLite has no column list on a VALUES alias.
+        list: a VALUES construct has no cache key, so it was compiled afresh on every write; a
+        CTE because SQLite has no column list on a VALUES alias. The statement object itself is
+        reused: building it and computing its cache key cost more than running it.
         """
         table, tombstones = self.kind.table, self.kind.tombstones
-        names = list(rows[0])
         selects = [
-            select(*(literal(row[n], table.c[n].type).label(n) for n in names)) for row in rows
+            select(*(bindparam(f"r{i}_{n}", type_=table.c[n].type).label(n) for n in names))
+            for i in range(count)
         ]
-        incoming = (selects[0] if len(selects) == 1 else union_all(*selects)).cte("incoming")
+        incoming = (selects[0] if count == 1 else union_all(*selects)).cte("incoming")
         deleted = exists().where(
             tombstones.c[self.kind.tombstone_key] == incoming.c[self.kind.tombstone_key],
             tombstones.c.deleted_at >= incoming.c.updated_at,
         )
         picked: list[Any] = list(incoming.c)
-        if self.session.get_bind().dialect.name == "postgresql":
+        if dialect == "postgresql":
             # A column of NULLs alone (a cycle still open has no `end`) is text to PostgreSQL.
             picked = [cast(incoming.c[n], table.c[n].type) for n in names]
-        stmt = dialect_insert(self.session, table).from_select(
-            names, select(*picked).where(~deleted)
-        )
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        stmt = insert.from_select(list(names), select(*picked).where(~deleted))
         excluded = stmt.excluded
         updatable = [c.name for c in table.columns if c.name not in (self.kind.key, "version")]
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=[self.kind.key],
             set_={**{name: excluded[name] for name in updatable}, "version": table.c.version + 1},
             where=table.c.updated_at < excluded.updated_at,
         ).returning(table.c[self.kind.key], table.c.version)
-        return stmt
 
     async def _bury(self, user_id: uuid.UUID, keys: Iterable[Any], at: datetime) -> None:
         """Leave (or move forward) a tombstone for each key, in one statement."""

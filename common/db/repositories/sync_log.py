@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import SyncAttempt, SyncLog
-from common.db.repositories.base import dialect_insert
 from common.db.types import utcnow
 from common.types import DataType, SyncStatus, Trigger
 
@@ -31,6 +31,33 @@ class Attempt:
     error: str | None = None
     # False for a fetch of less than the newest records: it moves `last_fetch_at` only (SPEC 3.1).
     confirms: bool = True
+
+
+_ATTEMPT_INSERT = insert(SyncAttempt)
+_LATEST: dict[str, Any] = {}
+
+
+def _latest_upsert(dialect: str) -> Any:
+    """The latest-state upsert of one backend, built once and run with one parameter set per
+    (user, type): one compiled form whatever the count (a multi-row VALUES is compiled anew for
+    each count)."""
+    if dialect not in _LATEST:
+        table: Any = SyncLog.__table__
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        excluded = stmt.excluded
+        _LATEST[dialect] = stmt.on_conflict_do_update(
+            index_elements=["user_id", "data_type"],
+            set_={
+                "last_sync_at": func.coalesce(excluded.last_sync_at, table.c.last_sync_at),
+                "last_fetch_at": func.coalesce(excluded.last_fetch_at, table.c.last_fetch_at),
+                "last_attempt_at": excluded.last_attempt_at,
+                "sync_status": excluded.sync_status,
+                "records_synced": excluded.records_synced,
+                "error_message": excluded.error_message,
+                "updated_at": excluded.updated_at,
+            },
+        )
+    return _LATEST[dialect]
 
 
 class SyncLogRepository:
@@ -53,8 +80,8 @@ class SyncLogRepository:
         if not attempts:
             return
         now = utcnow()
-        await self.session.execute(
-            insert(SyncAttempt),
+        await (await self.session.connection()).execute(
+            _ATTEMPT_INSERT,
             [
                 {
                     "user_id": a.user_id,
@@ -87,23 +114,8 @@ class SyncLogRepository:
                 "created_at": now,
                 "updated_at": now,
             }
-        table = SyncLog.__table__
-        stmt = dialect_insert(self.session, table).values(list(states.values()))
-        excluded = stmt.excluded
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["user_id", "data_type"],
-                set_={
-                    "last_sync_at": func.coalesce(excluded.last_sync_at, table.c.last_sync_at),
-                    "last_fetch_at": func.coalesce(excluded.last_fetch_at, table.c.last_fetch_at),
-                    "last_attempt_at": excluded.last_attempt_at,
-                    "sync_status": excluded.sync_status,
-                    "records_synced": excluded.records_synced,
-                    "error_message": excluded.error_message,
-                    "updated_at": excluded.updated_at,
-                },
-            )
-        )
+        connection = await self.session.connection()
+        await connection.execute(_latest_upsert(connection.dialect.name), list(states.values()))
 
     async def get(self, user_id: uuid.UUID, data_type: DataType) -> SyncLog | None:
         """The latest state of one user and type, or None when never synced."""

@@ -70,7 +70,7 @@ def backoff(job_try: int, error: WhoopError | None = None, scale: float = 1.0) -
 
 
 async def _claim(sync: SyncContext, event_id: int, holder: str) -> ClaimedEvent | None:
-    async with sync.session_factory() as session:
+    async with sync.lookups() as session:  # one statement: autocommit on PostgreSQL
         claimed = await Inbox(session).claim(event_id, holder, sync.settings.inbox_lease_seconds)
         await session.commit()
     return claimed
