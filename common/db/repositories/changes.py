@@ -124,7 +124,9 @@ class ChangeRecorder:
         """Record outbox rows made beforehand (`upserted_changes`), in one statement (the change
         feed sees it and drains after the commit, `common.feed.feed.ChangeFeed`)."""
         if values:
-            await self.session.execute(insert(ChangeOutbox), values)
+            # Through the session (its feed watches the session's outbox inserts), as a Core
+            # insert of the table: no ORM bulk-insert bookkeeping for rows it never loads.
+            await self.session.execute(_OUTBOX_INSERT, values)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,23 @@ _COLUMNS = (
 )
 
 
+_OUTBOX: Any = ChangeOutbox.__table__
+_OUTBOX_INSERT = insert(_OUTBOX)
+_DRAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _take_statement() -> Any:
+    """The drain's take, built once: the oldest `:batch` outbox rows, deleted and returned."""
+    outbox: Any = ChangeOutbox.__table__
+    oldest = select(outbox.c.id).order_by(outbox.c.id).limit(bindparam("batch"))
+    return (
+        delete(outbox)
+        .where(outbox.c.id.in_(oldest.scalar_subquery()))
+        .returning(outbox.c.id, *(outbox.c[c] for c in _COLUMNS))
+    )
+
+
+_TAKE = _take_statement()
 _NUMBER = insert(Change).returning(
     Change.seq, Change.user_id, Change.changed_at, sort_by_parameter_order=True
 )
@@ -212,18 +231,10 @@ class ChangeRepository:
     async def drain(self, *, batch: int = 500, deliveries: bool = False) -> list[Numbered]:
         """Move up to `batch` committed outbox rows into the feed, numbered in outbox order
         (with `deliveries`, each also gets a pending push). The caller commits."""
+        connection = await self.session.connection()
         if self._postgres:
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": DRAIN_LOCK_KEY}
-            )
-        oldest = select(ChangeOutbox.id).order_by(ChangeOutbox.id).limit(batch)
-        taken = (
-            await self.session.execute(
-                delete(ChangeOutbox)
-                .where(ChangeOutbox.id.in_(oldest.scalar_subquery()))
-                .returning(ChangeOutbox.id, *(getattr(ChangeOutbox, c) for c in _COLUMNS))
-            )
-        ).all()
+            await connection.execute(_DRAIN_LOCK, {"key": DRAIN_LOCK_KEY})
+        taken = (await connection.execute(_TAKE, {"batch": batch})).all()
         if not taken:
             return []
         rows = [dict(zip(_COLUMNS, row[1:], strict=True)) for row in sorted(taken)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import OAuthState, WhoopConnection
@@ -46,6 +46,34 @@ def first_token_version() -> int:
     """The token version of a connection row inserted now: the clock in microseconds, which
     grows far faster than any row's refreshes (+1 each) can."""
     return int(utcnow().timestamp() * 1_000_000)
+
+
+_HOLDS: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _hold_statement(postgres: bool, by_user: bool, exclusive: bool) -> Any:
+    """The row lock of a connection found by `:who` (its app user, else its WHOOP account),
+    built once per kind: FOR SHARE or FOR NO KEY UPDATE on PostgreSQL; on SQLite, whose writer is
+    single, a no-op update that takes the write lock."""
+    key = (postgres, by_user, exclusive)
+    if key not in _HOLDS:
+        table: Any = WhoopConnection.__table__
+        column = table.c.user_id if by_user else table.c.whoop_user_id
+        where = column == bindparam("who")
+        if postgres:
+            _HOLDS[key] = (
+                select(table.c.user_id, table.c.whoop_user_id)
+                .where(where)
+                .with_for_update(read=not exclusive, key_share=exclusive)
+            )
+        else:
+            _HOLDS[key] = (
+                update(table)
+                .where(where)
+                .values(updated_at=table.c.updated_at)
+                .returning(table.c.user_id, table.c.whoop_user_id)
+            )
+    return _HOLDS[key]
 
 
 class ConnectionRepository:
@@ -121,27 +149,12 @@ class ConnectionRepository:
     async def _lock_holder(
         self, whoop_user_id: int | None, user_id: uuid.UUID | None, exclusive: bool
     ) -> Holder | None:
-        table: Any = WhoopConnection.__table__
-        where = (
-            table.c.user_id == user_id
-            if user_id is not None
-            else table.c.whoop_user_id == whoop_user_id
-        )
-        stmt: Any
-        if self._postgres:
-            stmt = (
-                select(table.c.user_id, table.c.whoop_user_id)
-                .where(where)
-                .with_for_update(read=not exclusive, key_share=exclusive)
-            )
-        else:
-            stmt = (
-                update(table)
-                .where(where)
-                .values(updated_at=table.c.updated_at)
-                .returning(table.c.user_id, table.c.whoop_user_id)
-            )
-        row = (await self.session.execute(stmt)).first()
+        by_user = user_id is not None
+        stmt = _hold_statement(self._postgres, by_user, exclusive)
+        connection = await self.session.connection()
+        row = (
+            await connection.execute(stmt, {"who": user_id if by_user else whoop_user_id})
+        ).first()
         return None if row is None else Holder(row[0], int(row[1]))
 
     def forget_held(self) -> None:

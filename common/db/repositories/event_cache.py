@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import Recovery, Sleep, SyncLog, WhoopConnection, Workout
@@ -63,28 +63,30 @@ class EventCache:
     cycles_synced_at: datetime | None
 
 
+def _one(column: Any, *where: Any) -> Any:
+    return select(column).where(*where).limit(1).scalar_subquery()
+
+
+_KEY, _USER = bindparam("key", type_=Uuid()), bindparam("user_id", type_=Uuid())
+# Built once: the statement object keeps its cache key and compiled form.
+_CACHE = select(
+    _one(Sleep.data, Sleep.id == _KEY),
+    _one(Sleep.user_id, Sleep.id == _KEY),
+    _one(Sleep.synced_at, Sleep.id == _KEY, Sleep.user_id == _USER),
+    _one(Recovery.synced_at, Recovery.sleep_id == _KEY, Recovery.user_id == _USER),
+    _one(Workout.synced_at, Workout.id == _KEY, Workout.user_id == _USER),
+    _one(
+        SyncLog.last_sync_at,
+        SyncLog.user_id == _USER,
+        SyncLog.data_type == DataType.CYCLE.value,
+    ),
+)
+
+
 async def event_cache(session: AsyncSession, user_id: uuid.UUID, key: uuid.UUID) -> EventCache:
     """The cache around record `key` (a sleep's or a workout's id) of one user, in one SELECT."""
-
-    def one(column: Any, *where: Any) -> Any:
-        return select(column).where(*where).limit(1).scalar_subquery()
-
-    row = (
-        await session.execute(
-            select(
-                one(Sleep.data, Sleep.id == key),
-                one(Sleep.user_id, Sleep.id == key),
-                one(Sleep.synced_at, Sleep.id == key, Sleep.user_id == user_id),
-                one(Recovery.synced_at, Recovery.sleep_id == key, Recovery.user_id == user_id),
-                one(Workout.synced_at, Workout.id == key, Workout.user_id == user_id),
-                one(
-                    SyncLog.last_sync_at,
-                    SyncLog.user_id == user_id,
-                    SyncLog.data_type == DataType.CYCLE.value,
-                ),
-            )
-        )
-    ).one()
+    connection = await session.connection()
+    row = (await connection.execute(_CACHE, {"key": key, "user_id": user_id})).one()
     return EventCache(
         sleep=None if row[0] is None else dict(orjson.loads(row[0])),
         sleep_user=row[1],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal_column, select, update
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import WebhookEvent
@@ -44,6 +44,48 @@ class ClaimedRow:
     connection: EventConnection | None
 
 
+def _claim_statement() -> Any:
+    """The claim, built once: lease a pending event to `:holder` until `:until` unless another
+    holder's lease runs past `:now`, counting an attempt; the event and its connection."""
+    events: Any = WebhookEvent.__table__
+    return (
+        update(events)
+        .where(
+            events.c.id == bindparam("event_id"),
+            events.c.status == EventStatus.PENDING.value,
+            events.c.claimed_until.is_(None)
+            | (events.c.claimed_until <= bindparam("now"))
+            | (events.c.claimed_by == bindparam("holder")),
+        )
+        .values(
+            attempts=events.c.attempts + 1,
+            claimed_by=bindparam("holder"),
+            claimed_until=bindparam("until"),
+            parked_at=None,
+        )
+        .returning(
+            *(events.c[name] for name in _CLAIMED),
+            # Named in full: SQLite writes RETURNING's columns unqualified, and inside the
+            # subquery a bare `whoop_user_id` would be the connection's own.
+            *event_connection_columns(literal_column(f"{events.name}.whoop_user_id")),
+        )
+    )
+
+
+_CLAIM = _claim_statement()
+_EVENTS: Any = WebhookEvent.__table__
+_FINISH = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(
+        status=bindparam("status"),
+        last_error=bindparam("error"),
+        processed_at=bindparam("at"),
+        claimed_until=None,
+    )
+)
+
+
 class WebhookEventRepository:
     """Record, claim and finish webhook events; dedup lives here, on `trace_id`."""
 
@@ -69,28 +111,9 @@ class WebhookEventRepository:
         """Take the lease of a pending event for `holder` (counting an attempt), unless another
         holder's lease still runs: the event and its connection, read in the same statement, or
         None when not taken."""
-        events: Any = WebhookEvent.__table__
-        taken = await self.session.execute(
-            update(events)
-            .where(
-                events.c.id == event_id,
-                events.c.status == EventStatus.PENDING.value,
-                events.c.claimed_until.is_(None)
-                | (events.c.claimed_until <= now)
-                | (events.c.claimed_by == holder),
-            )
-            .values(
-                attempts=events.c.attempts + 1,
-                claimed_by=holder,
-                claimed_until=until,
-                parked_at=None,
-            )
-            .returning(
-                *(events.c[name] for name in _CLAIMED),
-                # Named in full: SQLite writes RETURNING's columns unqualified, and inside the
-                # subquery a bare `whoop_user_id` would be the connection's own.
-                *event_connection_columns(literal_column(f"{events.name}.whoop_user_id")),
-            )
+        connection = await self.session.connection()
+        taken = await connection.execute(
+            _CLAIM, {"event_id": event_id, "holder": holder, "until": until, "now": now}
         )
         row = taken.first()
         if row is None:
@@ -182,12 +205,10 @@ class WebhookEventRepository:
 
     async def finish(self, event_id: int, status: EventStatus, error: str | None = None) -> None:
         """Close an event as done, ignored or failed."""
-        await self.session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id == event_id)
-            .values(
-                status=status.value, last_error=error, processed_at=utcnow(), claimed_until=None
-            )
+        connection = await self.session.connection()
+        await connection.execute(
+            _FINISH,
+            {"event_id": event_id, "status": status.value, "error": error, "at": utcnow()},
         )
 
     async def note_error(self, event_id: int, error: str) -> None:
