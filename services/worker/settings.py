@@ -9,6 +9,7 @@ The worker writes arq's health key every HEALTH_CHECK_INTERVAL seconds (see `hea
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -35,6 +36,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         # Pushes go out from slots of their own (common.feed.pusher), never from the job slots
         # below: a slow receiver cannot take the slots that WHOOP events need.
         pusher_for(ctx["sync"])
+    # What start-up built lives as long as the process: out of the collector's sight, so that
+    # its collections walk only what jobs allocate.
+    gc.collect()
+    gc.freeze()
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
