@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from arq.connections import RedisSettings, create_pool
 
 from bench.baselines.worker import CREATE
@@ -39,6 +40,7 @@ class Drain:
     wall_seconds: float  # worker started -> last record readable
     calls: int  # WHOOP data calls
     cpu_seconds: float = 0.0  # the worker's CPU from the first record readable to the last
+    machine_cpu_seconds: float = 0.0  # every process's (simulator, PostgreSQL, Redis …) the same
 
     @property
     def per_second(self) -> float:
@@ -55,7 +57,15 @@ class Drain:
             "events_per_second": round(self.per_second, 1),
             "whoop_calls_per_event": round(self.calls / self.events, 2) if self.events else None,
             "worker_cpu_ms_per_event": self.cpu_ms_per_event,
+            "machine_cpu_ms_per_event": self.machine_cpu_ms_per_event,
         }
+
+    @property
+    def machine_cpu_ms_per_event(self) -> float | None:
+        """The whole machine's CPU per event carried: what the pipeline costs, all parts."""
+        if self.readable <= 1:
+            return None
+        return round(self.machine_cpu_seconds * 1000 / (self.readable - 1), 2)
 
     @property
     def cpu_ms_per_event(self) -> float | None:
@@ -96,10 +106,13 @@ async def _timed(
     started = time.time()
     worker = start(procs)
     cpu: list[tuple[float, float]] = []  # (epoch s, the worker's CPU seconds)
+    machine: list[tuple[float, float]] = []  # (epoch s, the machine's busy CPU seconds)
 
     async def sample() -> None:
         while True:
-            cpu.append((time.time(), worker.cpu_seconds()))
+            now, busy = time.time(), psutil.cpu_times()
+            cpu.append((now, worker.cpu_seconds()))
+            machine.append((now, busy.user + busy.system + busy.nice + busy.softirq + busy.irq))
             await asyncio.sleep(0.02)
 
     sampler = asyncio.create_task(sample())
@@ -115,7 +128,13 @@ async def _timed(
         )
     first, last = min(seen.values()), max(seen.values())
     return Drain(
-        len(ids), len(seen), last - first, last - started, calls, _cpu_between(cpu, first, last)
+        len(ids),
+        len(seen),
+        last - first,
+        last - started,
+        calls,
+        _cpu_between(cpu, first, last),
+        _cpu_between(machine, first, last),
     )
 
 

@@ -10,6 +10,8 @@ import asyncio
 import time
 import uuid
 
+import psutil
+
 from bench.backlog import (
     LIMIT_S,
     PRODUCT_SQL,
@@ -57,9 +59,11 @@ async def _one_rate(
         hook = signed(CLIENT_SECRET, int(record["user_id"]), record["id"], "sleep.updated")
         plan.append((i / rate, "POST", "/webhooks/whoop", hook.headers(), hook.body.decode()))
     ids = [uuid.UUID(r["id"]) for r in records]
+    busy_before, wall_before = _busy(), time.monotonic()
     poller = asyncio.create_task(poll_visible(dsn, PRODUCT_SQL, ids, time.time() + seconds + 60))
     sent = await run_open_loop(webhook_url, plan, connections=32)
     seen = await poller
+    busy, wall = _busy() - busy_before, time.monotonic() - wall_before
     lags = [seen[i] - sent.sent_at[n] for n, i in enumerate(ids) if i in seen]
     return {
         "rate": rate,
@@ -68,8 +72,18 @@ async def _one_rate(
         "readable": len(seen),
         "not_readable_within_60s": count - len(seen),
         "load_max_slip_s": sent.max_slip_s,
+        # Every process's CPU (load generator, receiver, worker, simulator, PostgreSQL, Redis)
+        # per event, and how busy the machine's cores were from the first send to the last row.
+        "machine_cpu_ms_per_event": round(busy * 1000 / max(1, len(seen)), 2),
+        "machine_busy_share": round(busy / (wall * (psutil.cpu_count() or 1)), 2),
         **summarize_ms(lags),
     }
+
+
+def _busy() -> float:
+    """CPU seconds the whole machine has been busy."""
+    t = psutil.cpu_times()
+    return float(t.user + t.system + t.nice + t.irq + t.softirq)
 
 
 async def _drains(
@@ -125,10 +139,17 @@ def _lag_rows(rates: dict[str, dict[str, object]]) -> list[Row]:
                 None,
                 f"< {goal:,.0f} ms",
                 p99 < goal and lost == 0,
-                f"{lost} not readable within 60 s" if lost else "",
+                f"{lost} not readable within 60 s" if lost else _machine(figures),
             ),
         ]
     return rows
+
+
+def _machine(figures: dict[str, object]) -> str:
+    return (
+        f"machine CPU per event {figures['machine_cpu_ms_per_event']} ms, "
+        f"cores busy {float(figures['machine_busy_share']):.0%}"  # type: ignore[arg-type]
+    )
 
 
 def _worker_row(drains: dict[str, list[Drain]]) -> Row:
@@ -139,9 +160,11 @@ def _worker_row(drains: dict[str, list[Drain]]) -> Row:
     base_calls = sum(d.calls for d in base) / max(1, sum(d.events for d in base))
     cpu = median([d.cpu_ms_per_event or 0.0 for d in mine])
     base_cpu = median([d.cpu_ms_per_event or 0.0 for d in base])
+    box = median([d.machine_cpu_ms_per_event or 0.0 for d in mine])
+    base_box = median([d.machine_cpu_ms_per_event or 0.0 for d in base])
     note = (
         f"WHOOP calls per event {calls:.2f} vs {base_calls:.2f}; worker CPU per event "
-        f"{cpu:.2f} vs {base_cpu:.2f} ms"
+        f"{cpu:.2f} vs {base_cpu:.2f} ms; the whole machine's {box:.2f} vs {base_box:.2f} ms"
     )
     if missing:
         note += f"; {missing} events not readable within {LIMIT_S:g} s"
