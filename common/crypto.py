@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
 __all__ = ["TokenCipher", "TokenDecryptError"]
+
+# Decrypted tokens a process keeps, most recently used first (about one per active user).
+DECRYPTED_KEPT = 4096
 
 
 class TokenDecryptError(Exception):
@@ -21,6 +26,9 @@ class TokenCipher:
         if not parts:
             raise ValueError("WHOOPSYNC_TOKEN_ENCRYPTION_KEY is required to store WHOOP tokens")
         self._fernet = MultiFernet([Fernet(k.encode()) for k in parts])
+        # Stored ciphertexts already decrypted (each encryption is unique, so a ciphertext
+        # always decrypts the same): an event's job reads its user's token on every event.
+        self._plain: OrderedDict[str, str] = OrderedDict()
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypt with the first key."""
@@ -28,12 +36,20 @@ class TokenCipher:
 
     def decrypt(self, ciphertext: str) -> str:
         """Decrypt with whichever configured key encrypted it."""
+        plain = self._plain.get(ciphertext)
+        if plain is not None:
+            self._plain.move_to_end(ciphertext)
+            return plain
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            plain = self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             raise TokenDecryptError(
                 "stored token does not decrypt with any configured key"
             ) from None
+        self._plain[ciphertext] = plain
+        if len(self._plain) > DECRYPTED_KEPT:
+            self._plain.popitem(last=False)
+        return plain
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt a token under the first key."""
