@@ -177,6 +177,20 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each running process started here (by name), of the machine's
+        PostgreSQL and Redis servers, and of this process (`bench`)."""
+        seconds = {p.name: p.cpu_seconds() for p in self.procs if p.popen.poll() is None}
+        for name, group in (("postgres", "postgresql"), ("redis-server", "redis")):
+            total = 0.0
+            for server in psutil.process_iter(["name", "cpu_times"]):
+                if server.info["name"] == name and server.info["cpu_times"] is not None:
+                    total += server.info["cpu_times"].user + server.info["cpu_times"].system
+            seconds[group] = total
+        own = psutil.Process().cpu_times()
+        seconds["bench"] = own.user + own.system
+        return seconds
+
     def whoop_sync(
         self,
         name: str,

@@ -48,7 +48,13 @@ WORKER_RATIO = 0.5  # whoop-sync's events/s at least this share of the naive wor
 
 
 async def _one_rate(
-    ctl: SimControl, dsn: str, webhook_url: str, whoop_ids: list[int], rate: int, seconds: float
+    procs: Cluster,
+    ctl: SimControl,
+    dsn: str,
+    webhook_url: str,
+    whoop_ids: list[int],
+    rate: int,
+    seconds: float,
 ) -> dict[str, object]:
     count = int(rate * seconds)
     records = await asyncio.gather(
@@ -59,11 +65,17 @@ async def _one_rate(
         hook = signed(CLIENT_SECRET, int(record["user_id"]), record["id"], "sleep.updated")
         plan.append((i / rate, "POST", "/webhooks/whoop", hook.headers(), hook.body.decode()))
     ids = [uuid.UUID(r["id"]) for r in records]
-    busy_before, wall_before = _busy(), time.monotonic()
+    busy_before, wall_before, cpu_before = _busy(), time.monotonic(), procs.cpu_by_process()
     poller = asyncio.create_task(poll_visible(dsn, PRODUCT_SQL, ids, time.time() + seconds + 60))
     sent = await run_open_loop(webhook_url, plan, connections=32)
     seen = await poller
     busy, wall = _busy() - busy_before, time.monotonic() - wall_before
+    cpu_after = procs.cpu_by_process()
+    per_process = {
+        name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(1, len(seen)), 2)
+        for name in cpu_after
+        if name in cpu_before
+    }
     lags = [seen[i] - sent.sent_at[n] for n, i in enumerate(ids) if i in seen]
     return {
         "rate": rate,
@@ -76,6 +88,7 @@ async def _one_rate(
         # per event, and how busy the machine's cores were from the first send to the last row.
         "machine_cpu_ms_per_event": round(busy * 1000 / max(1, len(seen)), 2),
         "machine_busy_share": round(busy / (wall * (psutil.cpu_count() or 1)), 2),
+        "cpu_ms_per_event_by_process": per_process,
         **summarize_ms(lags),
     }
 
@@ -204,7 +217,7 @@ async def run(opts: Options) -> ScenarioResult:
                 await wait_backfilled(plain_dsn(db), len(whoop_ids), 120)
                 for rate in RATES:
                     rates[str(rate)] = await _one_rate(
-                        ctl, plain_dsn(db), hook.url, whoop_ids, rate, opts.freshness_seconds
+                        procs, ctl, plain_dsn(db), hook.url, whoop_ids, rate, opts.freshness_seconds
                     )
                     await asyncio.sleep(1)
                 worker.stop()  # from here on, each drain starts the one worker it times

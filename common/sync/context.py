@@ -39,6 +39,10 @@ def engine_for(settings: Settings) -> AsyncEngine:
     return create_engine(settings.database_url)
 
 
+# WHOOP calls in flight at once per process (the rest wait for a connection).
+WHOOP_CONNECTIONS = 10
+
+
 @dataclass
 class SyncContext:
     """Engine, sessions, Redis, HTTP, WHOOP client, limiter, locks, cipher, OAuth and change feed
@@ -104,16 +108,25 @@ async def build_context(
     if redis is None and settings.redis_url:
         redis = arq_redis(settings.redis_url)
         owned.append(redis)
+    whoop_http = http
     if http is None:
         http = httpx.AsyncClient()
-        owned.append(http)
+        # WHOOP's calls get a pool of their own, small and apart from the pushes': the budget
+        # (100 calls a minute) binds long before WHOOP_CONNECTIONS calls in flight do, httpcore
+        # walks every pooled connection on each request (twice as much CPU per call with 20
+        # than with 5), and a slow app receiver can never hold a connection WHOOP calls need.
+        limits = httpx.Limits(
+            max_connections=WHOOP_CONNECTIONS, max_keepalive_connections=WHOOP_CONNECTIONS
+        )
+        whoop_http = httpx.AsyncClient(limits=limits)
+        owned += [http, whoop_http]
     limiter = create_rate_limiter(settings, redis)
     session_factory = create_session_factory(engine)
     feed = ChangeFeed(settings, session_factory)
     owned.append(feed)
     calls = CallLog(session_factory)
     owned.append(calls)
-    whoop = WhoopClient.from_settings(http, settings, limiter)
+    whoop = WhoopClient.from_settings(whoop_http or http, settings, limiter)
     whoop.on_call = calls.note
     return SyncContext(
         settings=settings,
