@@ -127,7 +127,7 @@ async def measure(opts: Options) -> tuple[list[Row], dict[str, object]]:
                         await app.stop()
                     rss_before = worker.sampler.sample() / 2**20
                     got = await _one_rate(
-                        ctl, plain_dsn(db), hook.url, whoop_ids, RATE, opts.freshness_seconds
+                        procs, ctl, plain_dsn(db), hook.url, whoop_ids, RATE, opts.freshness_seconds
                     )
                     await asyncio.sleep(2)
                     got["worker_rss_before_mb"] = round(rss_before, 1)
