@@ -7,12 +7,14 @@ processes on PostgreSQL + Redis, the simulator at zero latency."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 
 import psutil
 
 from bench.backlog import (
+    BASELINE_SQL,
     LIMIT_S,
     PRODUCT_SQL,
     Drain,
@@ -21,6 +23,7 @@ from bench.backlog import (
     poll_visible,
     product_drain,
 )
+from bench.baselines.worker import CREATE
 from bench.connect import connect_users, wait_backfilled
 from bench.infra import (
     CLIENT_SECRET,
@@ -29,16 +32,18 @@ from bench.infra import (
     cluster,
     flush_redis,
     free_port,
+    pg_connect,
     plain_dsn,
     product_env,
     start_pipeline,
+    wait_http,
 )
 from bench.openloop import Planned, run_open_loop
 from bench.options import Options
 from bench.result import Row, ScenarioResult
 from bench.scenarios.common import at_least, info, median
 from bench.sim import SimControl, direct_tokens, product_whoop_env, start_sim
-from bench.stats import summarize_ms
+from bench.stats import ratio, summarize_ms
 from bench.webhooks import signed
 
 USERS = 20
@@ -55,7 +60,10 @@ async def _one_rate(
     whoop_ids: list[int],
     rate: int,
     seconds: float,
+    naive: bool = False,
 ) -> dict[str, object]:
+    """Send `rate` sleep.updated webhooks a second for `seconds`; each one's lag to its row. The
+    product's rows, or with `naive` the naive pipeline's."""
     count = int(rate * seconds)
     records = await asyncio.gather(
         *(ctl.create(whoop_ids[i % len(whoop_ids)], "sleep") for i in range(count))
@@ -64,9 +72,10 @@ async def _one_rate(
     for i, record in enumerate(records):
         hook = signed(CLIENT_SECRET, int(record["user_id"]), record["id"], "sleep.updated")
         plan.append((i / rate, "POST", "/webhooks/whoop", hook.headers(), hook.body.decode()))
-    ids = [uuid.UUID(r["id"]) for r in records]
+    ids: list[object] = [r["id"] if naive else uuid.UUID(r["id"]) for r in records]
+    sql = BASELINE_SQL if naive else PRODUCT_SQL
     busy_before, wall_before, cpu_before = _busy(), time.monotonic(), procs.cpu_by_process()
-    poller = asyncio.create_task(poll_visible(dsn, PRODUCT_SQL, ids, time.time() + seconds + 60))
+    poller = asyncio.create_task(poll_visible(dsn, sql, ids, time.time() + seconds + 60))
     sent = await run_open_loop(webhook_url, plan, connections=32)
     seen = await poller
     busy, wall = _busy() - busy_before, time.monotonic() - wall_before
@@ -91,6 +100,35 @@ async def _one_rate(
         "cpu_ms_per_event_by_process": per_process,
         **summarize_ms(lags),
     }
+
+
+async def _naive_rate(
+    procs: Cluster,
+    base_env: dict[str, str],
+    ctl: SimControl,
+    dsn: str,
+    whoop_ids: list[int],
+    seconds: float,
+) -> dict[str, object]:
+    """The naive pipeline (bench/baselines: a receiver that checks the signature and queues an arq
+    job, the naive worker) at the highest rate, on the same simulator, PostgreSQL and Redis."""
+    conn = await pg_connect(dsn)
+    try:
+        await conn.execute(CREATE)  # polled before the worker's start-up creates it
+    finally:
+        await conn.close()
+    app = "bench.baselines.webhook_app:create_queueing_app"
+    hook = procs.uvicorn("webhook baseline", app, base_env | {"BENCH_SECRET": CLIENT_SECRET})
+    worker = procs.start(
+        "worker baseline", [sys.executable, "-m", "bench.baselines.worker"], base_env
+    )
+    try:
+        await wait_http(hook)
+        await asyncio.sleep(2)  # the worker's start-up
+        return await _one_rate(procs, ctl, dsn, hook.url, whoop_ids, RATES[-1], seconds, naive=True)
+    finally:
+        worker.stop()
+        hook.stop()
 
 
 def _busy() -> float:
@@ -135,24 +173,31 @@ def _peaks(procs: Cluster) -> dict[str, float]:
     return peaks
 
 
-def _lag_rows(rates: dict[str, dict[str, object]]) -> list[Row]:
-    """p50 (no goal) and p99 (against its goal) at each rate."""
+def _lag_rows(rates: dict[str, dict[str, object]], naive: dict[str, object]) -> list[Row]:
+    """p50 (no goal) and p99 (against its goal) at each rate; at the highest rate the naive
+    pipeline's figures, measured in the same run, are the baseline."""
     rows: list[Row] = []
     for rate, goal in zip(RATES, GOAL_MS, strict=True):
         figures = rates[str(rate)]
-        p99 = float(figures["p99_ms"])  # type: ignore[arg-type]
+        base = naive if rate == RATES[-1] else None
+        p50, p99 = float(figures["p50_ms"]), float(figures["p99_ms"])  # type: ignore[arg-type]
+        base_p50 = float(base["p50_ms"]) if base else None  # type: ignore[arg-type]
+        base_p99 = float(base["p99_ms"]) if base else None  # type: ignore[arg-type]
         lost = int(figures["not_readable_within_60s"])  # type: ignore[call-overload]
+        note = f"{lost} not readable within 60 s" if lost else _machine(figures)
+        if base:
+            note += f"; the naive pipeline's {_machine(base)}"
         rows += [
-            info(f"freshness lag at {rate}/s: p50", float(figures["p50_ms"]), None, "ms"),  # type: ignore[arg-type]
+            info(f"freshness lag at {rate}/s: p50", p50, base_p50, "ms"),
             Row(
                 f"freshness lag at {rate}/s: p99",
                 p99,
-                None,
+                base_p99,
                 "ms",
-                None,
+                ratio(p99, base_p99) if base_p99 is not None else None,
                 f"< {goal:,.0f} ms",
                 p99 < goal and lost == 0,
-                f"{lost} not readable within 60 s" if lost else _machine(figures),
+                note,
             ),
         ]
     return rows
@@ -223,6 +268,9 @@ async def run(opts: Options) -> ScenarioResult:
                 worker.stop()  # from here on, each drain starts the one worker it times
                 tokens = await direct_tokens(sim, whoop_ids, redirect)
                 base_env = baseline_env(plain_dsn(db), f"{sim.url}/developer", tokens)
+                naive = await _naive_rate(
+                    procs, base_env, ctl, plain_dsn(db), whoop_ids, opts.freshness_seconds
+                )
                 drains = await _drains(
                     procs, (env, base_env), ctl, plain_dsn(db), hook.url, whoop_ids, opts
                 )
@@ -232,10 +280,11 @@ async def run(opts: Options) -> ScenarioResult:
     await flush_redis()
     result.details = {
         "rates": rates,
+        "naive_pipeline": naive,
         "users": USERS,
         "worker_backlog": {name: [d.as_dict() for d in runs] for name, runs in drains.items()},
     }
-    result.rows = [_worker_row(drains), *_lag_rows(rates)]
+    result.rows = [_worker_row(drains), *_lag_rows(rates, naive)]
     result.notes.append(
         f"{USERS} connected users; sleeps created in the simulator (no latency, budget unbounded "
         f"on both sides), then sleep.updated webhooks sent open-loop for {opts.freshness_seconds:g}s "
