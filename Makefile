@@ -47,7 +47,7 @@ bench: install services
 
 # Bounded (about ten minutes): 10,000 webhooks with a PostgreSQL restart, a Redis restart and a
 # worker SIGKILL, on private servers; figures in bench/results/soak.json.
-soak: install
+soak: install services
 	@$(BIN)/python -m bench.soak
 
 clean:
