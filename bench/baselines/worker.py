@@ -15,12 +15,14 @@ event_type, record_id)`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
 
 import asyncpg
 import httpx
+import uvloop
 from arq.connections import RedisSettings
 from arq.worker import run_worker
 
@@ -106,5 +108,7 @@ class WorkerSettings:
 
 
 if __name__ == "__main__":
+    # The same loop as whoop-sync's worker, so that the ratio compares designs, not event loops.
+    asyncio.set_event_loop(uvloop.new_event_loop())
     # arq types its settings as a Protocol whose class attributes a plain class does not match.
     run_worker(WorkerSettings)  # type: ignore[arg-type]

@@ -39,6 +39,8 @@ def main(args: argparse.Namespace) -> int:
         print(line)
         return 0 if healthy else 1
 
+    import uvloop
+
     from common import tracing
     from common.logging import configure_logging
     from services.worker.settings import create_worker
@@ -50,6 +52,9 @@ def main(args: argparse.Namespace) -> int:
 
         # prometheus_client's own server, in a thread: the worker runs no web framework.
         start_http_server(args.metrics_port)
+    # uvloop, as uvicorn gives the webhook and the api: the worker's time goes to its round trips
+    # (PostgreSQL, Redis, WHOOP), whose socket work libuv does in C. arq takes the loop set here.
+    asyncio.set_event_loop(uvloop.new_event_loop())
     # arq's own loop: SIGTERM and SIGINT let running jobs finish (or hand them back) before exit.
     create_worker(settings, burst=args.burst).run()
     return 0
