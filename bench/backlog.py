@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+import redis.asyncio as aioredis
 from arq.connections import RedisSettings, create_pool
+from arq.constants import health_check_key_suffix
 
 from bench.baselines.worker import CREATE
 from bench.infra import CLIENT_SECRET, REDIS_URL, Cluster, Proc, pg_connect
@@ -177,15 +179,40 @@ async def product_drain(
     )
 
 
+async def baseline_table(dsn: str) -> None:
+    """The naive worker's table, made before its start-up would make it: it is polled at once."""
+    conn = await pg_connect(dsn)
+    try:
+        await conn.execute(CREATE)
+    finally:
+        await conn.close()
+
+
+def start_baseline_worker(procs: Cluster, env: Mapping[str, str]) -> Proc:
+    """The naive worker as a process of its own."""
+    return procs.start("worker baseline", [sys.executable, "-m", "bench.baselines.worker"], env)
+
+
+async def baseline_ready(worker: Proc, limit: float = 30.0) -> None:
+    """Wait until the naive worker polls its queue: arq writes its health-check key on its first
+    poll (the key is gone after `flush_redis`)."""
+    key = BASELINE_QUEUE + health_check_key_suffix
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + limit
+        while not await client.exists(key):
+            if worker.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{worker.name} is not polling its queue\n{worker.log_tail()}")
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
 async def baseline_drain(
     procs: Cluster, env: Mapping[str, str], ctl: SimControl, dsn: str, records: list[dict[str, Any]]
 ) -> Drain:
     """The naive worker: one arq job per record on its queue, then the worker."""
-    conn = await pg_connect(dsn)
-    try:
-        await conn.execute(CREATE)  # polled before the worker's start-up creates it
-    finally:
-        await conn.close()
+    await baseline_table(dsn)
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
     try:
         for record in records:
@@ -193,11 +220,8 @@ async def baseline_drain(
             await pool.enqueue_job("handle", *args, _queue_name=BASELINE_QUEUE)
     finally:
         await pool.aclose()
-    argv = [sys.executable, "-m", "bench.baselines.worker"]
     ids = [record["id"] for record in records]
-    return await _timed(
-        procs, lambda p: p.start("worker baseline", argv, env), ctl, dsn, BASELINE_SQL, ids
-    )
+    return await _timed(procs, lambda p: start_baseline_worker(p, env), ctl, dsn, BASELINE_SQL, ids)
 
 
 def baseline_env(dsn: str, whoop_api: str, tokens: Mapping[int, str]) -> dict[str, str]:

@@ -7,7 +7,6 @@ processes on PostgreSQL + Redis, the simulator at zero latency."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 
@@ -20,10 +19,12 @@ from bench.backlog import (
     Drain,
     baseline_drain,
     baseline_env,
+    baseline_ready,
+    baseline_table,
     poll_visible,
     product_drain,
+    start_baseline_worker,
 )
-from bench.baselines.worker import CREATE
 from bench.connect import connect_users, wait_backfilled
 from bench.infra import (
     CLIENT_SECRET,
@@ -32,7 +33,6 @@ from bench.infra import (
     cluster,
     flush_redis,
     free_port,
-    pg_connect,
     plain_dsn,
     product_env,
     start_pipeline,
@@ -112,19 +112,13 @@ async def _naive_rate(
 ) -> dict[str, object]:
     """The naive pipeline (bench/baselines: a receiver that checks the signature and queues an arq
     job, the naive worker) at the highest rate, on the same simulator, PostgreSQL and Redis."""
-    conn = await pg_connect(dsn)
-    try:
-        await conn.execute(CREATE)  # polled before the worker's start-up creates it
-    finally:
-        await conn.close()
+    await baseline_table(dsn)
     app = "bench.baselines.webhook_app:create_queueing_app"
     hook = procs.uvicorn("webhook baseline", app, base_env | {"BENCH_SECRET": CLIENT_SECRET})
-    worker = procs.start(
-        "worker baseline", [sys.executable, "-m", "bench.baselines.worker"], base_env
-    )
+    worker = start_baseline_worker(procs, base_env)
     try:
         await wait_http(hook)
-        await asyncio.sleep(2)  # the worker's start-up
+        await baseline_ready(worker)
         return await _one_rate(procs, ctl, dsn, hook.url, whoop_ids, RATES[-1], seconds, naive=True)
     finally:
         worker.stop()
