@@ -39,6 +39,8 @@ class Drainer:
         *,
         deliveries: bool,
     ) -> None:
+        # On PostgreSQL a batch is one statement (`ChangeRepository.drain`): an autocommit
+        # session (`create_lookup_factory`) runs it in one round trip, its own transaction.
         self.session_factory = session_factory
         self.notifier = notifier
         self.deliveries = deliveries
@@ -81,10 +83,11 @@ class Drainer:
         it numbers what many writers committed."""
         total = 0
         while True:
-            async with self.session_factory.begin() as session:
+            async with self.session_factory() as session:
                 numbered = await ChangeRepository(session).drain(
                     batch=BATCH, deliveries=self.deliveries
                 )
+                await session.commit()
             if not numbered:
                 return total
             total += len(numbered)

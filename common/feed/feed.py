@@ -36,12 +36,21 @@ OUTBOX = ChangeOutbox.__tablename__
 class ChangeFeed:
     """Drains after commits of `session_factory`'s sessions, wakes live readers, hands pushes on."""
 
-    def __init__(self, settings: Settings, session_factory: async_sessionmaker[AsyncSession]):
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        drains: async_sessionmaker[AsyncSession] | None = None,
+    ):
+        """`drains`: the sessions the drainer numbers in (`create_lookup_factory`'s: a drain is
+        one statement on PostgreSQL); by default `session_factory`'s."""
         self.settings = settings
         self.session_factory = session_factory
         self.notifier = ChangeNotifier(settings.redis_url)
         self.drainer = Drainer(
-            session_factory, self.notifier, deliveries=settings.app_webhook_url is not None
+            drains or session_factory,
+            self.notifier,
+            deliveries=settings.app_webhook_url is not None,
         )
         self.drainer.on_numbered = self._hand_off
         self.queue: Queue | None = None

@@ -122,7 +122,8 @@ async def build_context(
         owned += [http, whoop_http]
     limiter = create_rate_limiter(settings, redis)
     session_factory = create_session_factory(engine)
-    feed = ChangeFeed(settings, session_factory)
+    lookups = create_lookup_factory(engine, pooler=settings.database_pooler)
+    feed = ChangeFeed(settings, session_factory, lookups)
     owned.append(feed)
     calls = CallLog(session_factory)
     owned.append(calls)
@@ -132,7 +133,7 @@ async def build_context(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
-        lookups=create_lookup_factory(engine, pooler=settings.database_pooler),
+        lookups=lookups,
         redis=redis,
         http=http,
         limiter=limiter,

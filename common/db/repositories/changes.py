@@ -167,7 +167,6 @@ _COLUMNS = (
 
 _OUTBOX: Any = ChangeOutbox.__table__
 _OUTBOX_INSERT = insert(_OUTBOX)
-_DRAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def _take_statement() -> Any:
@@ -185,6 +184,41 @@ _TAKE = _take_statement()
 _NUMBER = insert(Change).returning(
     Change.seq, Change.user_id, Change.changed_at, sort_by_parameter_order=True
 )
+
+
+def _drain_statement(deliveries: bool) -> Any:
+    """PostgreSQL's drain in one statement (one round trip, its own transaction in autocommit):
+    the lock, then the oldest `:batch` outbox rows deleted and numbered into the feed in outbox
+    order (with `deliveries`, each also gets a pending push). The lock is taken before any row
+    reaches the numbering, and held until the statement commits; rows another drain took while
+    this one waited for the lock are skipped by the delete. The rows never leave the server."""
+    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+    numbered = "numbered"
+    push = ""
+    if deliveries:
+        numbered = "numbered_rows"
+        push = (
+            ", pushes AS (INSERT INTO whoop_app_delivery "
+            "(change_seq, user_id, status, attempts, next_attempt_at, created_at) "
+            "SELECT seq, user_id, 'pending', 0, :now, :now FROM numbered_rows)"
+        )
+    # Built from this module's constants only (no input reaches it), once at import.
+    sql = (
+        "WITH drain_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key) AS held), "  # noqa: S608
+        "taken AS (DELETE FROM whoop_change_outbox WHERE id IN ("
+        "SELECT o.id FROM whoop_change_outbox AS o CROSS JOIN drain_lock "
+        "ORDER BY o.id LIMIT :batch) "
+        f"RETURNING id, {columns}), "
+        f"{numbered} AS (INSERT INTO whoop_change ({columns}) "
+        f"SELECT {columns} FROM taken ORDER BY id RETURNING seq, user_id, changed_at)"
+        f"{push} SELECT seq, user_id, changed_at FROM {numbered}"
+    )
+    return text(sql).columns(
+        Change.__table__.c.seq, Change.__table__.c.user_id, Change.__table__.c.changed_at
+    )
+
+
+_DRAIN = {deliveries: _drain_statement(deliveries) for deliveries in (False, True)}
 
 
 def _read_page_statement() -> tuple[Any, Any]:
@@ -230,10 +264,13 @@ class ChangeRepository:
 
     async def drain(self, *, batch: int = 500, deliveries: bool = False) -> list[Numbered]:
         """Move up to `batch` committed outbox rows into the feed, numbered in outbox order
-        (with `deliveries`, each also gets a pending push). The caller commits."""
+        (with `deliveries`, each also gets a pending push). The caller commits; on PostgreSQL
+        this is one statement, so an autocommit session commits it by itself."""
         connection = await self.session.connection()
         if self._postgres:
-            await connection.execute(_DRAIN_LOCK, {"key": DRAIN_LOCK_KEY})
+            params = {"key": DRAIN_LOCK_KEY, "batch": batch, "now": utcnow()}
+            result = await connection.execute(_DRAIN[deliveries], params)
+            return sorted(Numbered(int(s), u, c) for s, u, c in result.all())
         taken = (await connection.execute(_TAKE, {"batch": batch})).all()
         if not taken:
             return []

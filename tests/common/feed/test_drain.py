@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.config import Settings
-from common.db.engine import create_engine, create_session_factory
+from common.db.engine import create_engine, create_lookup_factory, create_session_factory
 from common.db.repositories import RecordRepository
 from common.db.repositories.changes import ChangeRepository
 from common.feed.feed import ChangeFeed
@@ -64,9 +64,15 @@ async def test_a_rolled_back_write_records_no_change(engine: AsyncEngine) -> Non
         assert await ChangeRepository(session).page(user, 0, 10) == []
 
 
-async def test_concurrent_writers_never_produce_a_change_a_reader_skips(pg_url: str) -> None:
+@pytest.mark.parametrize("drains", ["in a transaction", "in autocommit"])
+async def test_concurrent_writers_never_produce_a_change_a_reader_skips(
+    pg_url: str, drains: str
+) -> None:
+    """The drain is one statement on PostgreSQL: in a transaction, and in autocommit (the
+    drainer's sessions), where the statement is the transaction holding the lock."""
     engine = create_engine(pg_url, pool_size=30)
     factory = create_session_factory(engine)
+    draining = factory if drains == "in a transaction" else create_lookup_factory(engine)
     user = uuid.uuid4()
     done = asyncio.Event()
 
@@ -78,7 +84,7 @@ async def test_concurrent_writers_never_produce_a_change_a_reader_skips(pg_url: 
                 # Hold the transaction open a random while so that commits interleave.
                 await asyncio.sleep(random.uniform(0, 0.01))
                 await session.commit()
-            async with factory() as session:
+            async with draining() as session:
                 await ChangeRepository(session).drain(batch=random.randint(1, 5))
                 await session.commit()
 
