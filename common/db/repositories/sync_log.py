@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,49 @@ class Attempt:
 
 _ATTEMPT_INSERT = insert(SyncAttempt)
 _LATEST: dict[str, Any] = {}
+_ATTEMPT_COLUMNS = (
+    "user_id",
+    "data_type",
+    "trigger",
+    "outcome",
+    "records",
+    "error",
+    "duration_ms",
+    "started_at",
+)
+_STATE_COLUMNS = (
+    "user_id",
+    "data_type",
+    "last_sync_at",
+    "last_fetch_at",
+    "last_attempt_at",
+    "sync_status",
+    "records_synced",
+    "error_message",
+    "created_at",
+    "updated_at",
+)
+# PostgreSQL's history and latest states in one statement, by (attempts, states) count.
+_BOTH: dict[tuple[int, int], Any] = {}
+
+
+def _on_latest_conflict(stmt: Any) -> Any:
+    """An insert into the latest states made an upsert: a failure keeps `last_sync_at` and
+    `last_fetch_at`, everything else is the attempt's."""
+    table: Any = SyncLog.__table__
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id", "data_type"],
+        set_={
+            "last_sync_at": func.coalesce(excluded.last_sync_at, table.c.last_sync_at),
+            "last_fetch_at": func.coalesce(excluded.last_fetch_at, table.c.last_fetch_at),
+            "last_attempt_at": excluded.last_attempt_at,
+            "sync_status": excluded.sync_status,
+            "records_synced": excluded.records_synced,
+            "error_message": excluded.error_message,
+            "updated_at": excluded.updated_at,
+        },
+    )
 
 
 def _latest_upsert(dialect: str) -> Any:
@@ -43,21 +86,42 @@ def _latest_upsert(dialect: str) -> Any:
     each count)."""
     if dialect not in _LATEST:
         table: Any = SyncLog.__table__
-        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        excluded = stmt.excluded
-        _LATEST[dialect] = stmt.on_conflict_do_update(
-            index_elements=["user_id", "data_type"],
-            set_={
-                "last_sync_at": func.coalesce(excluded.last_sync_at, table.c.last_sync_at),
-                "last_fetch_at": func.coalesce(excluded.last_fetch_at, table.c.last_fetch_at),
-                "last_attempt_at": excluded.last_attempt_at,
-                "sync_status": excluded.sync_status,
-                "records_synced": excluded.records_synced,
-                "error_message": excluded.error_message,
-                "updated_at": excluded.updated_at,
-            },
+        _LATEST[dialect] = _on_latest_conflict(
+            (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
         )
     return _LATEST[dialect]
+
+
+def _bound_rows(table: Any, prefix: str, columns: tuple[str, ...], count: int) -> Any:
+    """`count` rows bound as `<prefix><n>_<column>`, as one SELECT per row joined by UNION ALL:
+    unlike a multi-row VALUES, SQLAlchemy caches its compiled form."""
+    rows = [
+        select(*(bindparam(f"{prefix}{i}_{c}", type_=table.c[c].type).label(c) for c in columns))
+        for i in range(count)
+    ]
+    return rows[0] if count == 1 else union_all(*rows)
+
+
+def _both_statement(attempts: int, states: int) -> Any:
+    """PostgreSQL: `attempts` history rows (`a<n>_<column>`) added in a CTE of the upsert of
+    `states` latest states (`s<n>_<column>`), one round trip; built once per count and kept."""
+    shape = (attempts, states)
+    if shape not in _BOTH:
+        history_table: Any = SyncAttempt.__table__
+        latest_table: Any = SyncLog.__table__
+        history = (
+            insert(history_table)
+            .from_select(
+                _ATTEMPT_COLUMNS, _bound_rows(history_table, "a", _ATTEMPT_COLUMNS, attempts)
+            )
+            .returning(history_table.c.id)
+            .cte("history")
+        )
+        latest = postgresql.insert(latest_table).from_select(
+            _STATE_COLUMNS, _bound_rows(latest_table, "s", _STATE_COLUMNS, states)
+        )
+        _BOTH[shape] = _on_latest_conflict(latest).add_cte(history)
+    return _BOTH[shape]
 
 
 class SyncLogRepository:
@@ -80,22 +144,19 @@ class SyncLogRepository:
         if not attempts:
             return
         now = utcnow()
-        await (await self.session.connection()).execute(
-            _ATTEMPT_INSERT,
-            [
-                {
-                    "user_id": a.user_id,
-                    "data_type": a.data_type.value,
-                    "trigger": a.trigger.value,
-                    "outcome": a.status.value,
-                    "records": a.records,
-                    "error": a.error,
-                    "duration_ms": a.duration_ms,
-                    "started_at": a.started_at,
-                }
-                for a in attempts
-            ],
-        )
+        history = [
+            {
+                "user_id": a.user_id,
+                "data_type": a.data_type.value,
+                "trigger": a.trigger.value,
+                "outcome": a.status.value,
+                "records": a.records,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+                "started_at": a.started_at,
+            }
+            for a in attempts
+        ]
         states: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
         for a in attempts:
             success = a.status is SyncStatus.SUCCESS
@@ -115,7 +176,14 @@ class SyncLogRepository:
                 "updated_at": now,
             }
         connection = await self.session.connection()
-        await connection.execute(_latest_upsert(connection.dialect.name), list(states.values()))
+        latest = list(states.values())
+        if connection.dialect.name == "postgresql":  # one round trip for both
+            params = {f"a{i}_{c}": v for i, row in enumerate(history) for c, v in row.items()}
+            params |= {f"s{i}_{c}": v for i, row in enumerate(latest) for c, v in row.items()}
+            await connection.execute(_both_statement(len(history), len(latest)), params)
+            return
+        await connection.execute(_ATTEMPT_INSERT, history)
+        await connection.execute(_latest_upsert(connection.dialect.name), latest)
 
     async def get(self, user_id: uuid.UUID, data_type: DataType) -> SyncLog | None:
         """The latest state of one user and type, or None when never synced."""

@@ -22,7 +22,8 @@ from tests.common.sync.harness import Pipeline
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
-MAX_STATEMENTS, MAX_COMMITS = 12, 3
+# The issue asked for at most 12; the drain and the sync log in one statement each made it 9.
+MAX_STATEMENTS, MAX_COMMITS = 9, 3
 
 
 @dataclass
@@ -103,14 +104,14 @@ def _within(counted: Counted) -> None:
     assert counted.commits <= MAX_COMMITS, f"{counted.commits} commits\n{listing}"
 
 
-async def test_a_new_nights_sleep_costs_at_most_twelve_statements(pipe: Pipeline) -> None:
+async def test_a_new_nights_sleep_costs_at_most_nine_statements(pipe: Pipeline) -> None:
     sleep = _night(pipe)
     counted = await _processed(pipe, await _recorded(pipe, "sleep.updated", sleep["id"]))
     assert pipe.sim.sim.counters.total == 2  # the sleep and one page of cycles
     _within(counted)
 
 
-async def test_a_recovery_costs_at_most_twelve_statements(pipe: Pipeline) -> None:
+async def test_a_recovery_costs_at_most_nine_statements(pipe: Pipeline) -> None:
     sleep = _night(pipe)
     await _processed(pipe, await _recorded(pipe, "sleep.updated", sleep["id"]))
     pipe.sim.sim.reset_counters()
@@ -119,7 +120,7 @@ async def test_a_recovery_costs_at_most_twelve_statements(pipe: Pipeline) -> Non
     _within(counted)
 
 
-async def test_a_workout_costs_at_most_twelve_statements(pipe: Pipeline) -> None:
+async def test_a_workout_costs_at_most_nine_statements(pipe: Pipeline) -> None:
     workout = pipe.record(10001, "workout")
     counted = await _processed(pipe, await _recorded(pipe, "workout.updated", workout["id"]))
     assert pipe.sim.sim.counters.total == 1
