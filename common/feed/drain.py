@@ -83,11 +83,10 @@ class Drainer:
         it numbers what many writers committed."""
         total = 0
         while True:
-            async with self.session_factory() as session:
+            async with self.session_factory.begin() as session:
                 numbered = await ChangeRepository(session).drain(
                     batch=BATCH, deliveries=self.deliveries
                 )
-                await session.commit()
             if not numbered:
                 return total
             total += len(numbered)

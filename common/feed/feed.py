@@ -71,8 +71,11 @@ class ChangeFeed:
         session_factory.configure(sync_session_class=sessions.class_)
 
     def _executed(self, state: ORMExecuteState) -> None:
+        """An insert into the outbox, or a statement that says it adds outbox rows itself
+        (`records_changes`: PostgreSQL's guarded upsert records its changes in a CTE)."""
         table = getattr(state.statement, "table", None)  # an annotated copy: compare names
-        if state.is_insert and getattr(table, "name", None) == OUTBOX:
+        outbox = state.is_insert and getattr(table, "name", None) == OUTBOX
+        if outbox or state.execution_options.get("records_changes"):
             self._recorded.add(state.session)
 
     def _committed(self, session: Session) -> None:

@@ -16,8 +16,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common.db.repositories import WebhookEventRepository
+from common.db.repositories.base import Rider
 from common.db.repositories.inbox_writer import InboxWriter
-from common.db.repositories.webhook_events import ClaimedRow
+from common.db.repositories.webhook_events import ClaimedRow, finishing
 from common.db.resilient import run_once_more
 from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable
@@ -81,8 +82,14 @@ class Inbox:
 
     async def close(self, event_id: int, outcome: EventOutcome) -> None:
         """Close an event with its outcome (done, ignored with why, failed with the error)."""
+        await self.closing(event_id, outcome).run(self.events.session)
+
+    @staticmethod
+    def closing(event_id: int, outcome: EventOutcome) -> Rider:
+        """The close of an event with its outcome, as a write to go out with another statement
+        of the same transaction (the sync log's: `SyncService.record_all`)."""
         error = None if outcome.status is EventStatus.DONE else outcome.reason
-        await self.events.finish(event_id, outcome.status, error)
+        return finishing(event_id, outcome.status, error)
 
     async def fail(self, event_id: int, error: str) -> None:
         """Close an event as failed after its last try."""

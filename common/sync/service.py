@@ -44,11 +44,13 @@ from common.whoop.errors import WhoopError, WhoopShareSpent
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from common.db.repositories.base import Rider
     from common.locks import Locks
     from common.whoop.client import Charge, TokenSource, UserClient, WhoopClient
 
-    # What becomes of the event, written with its records (`handle_event`'s `settle`).
-    Settle = Callable[[AsyncSession, EventOutcome], Awaitable[None]]
+    # What becomes of the event, written with its records (`handle_event`'s `settle`): a write
+    # it made, or one it hands back to ride with the sync log's statement.
+    Settle = Callable[[AsyncSession, EventOutcome], Awaitable[Rider | None]]
 
 log = structlog.get_logger(__name__)
 
@@ -171,11 +173,16 @@ class SyncService:
         at the write (`common.sync.ownership`)."""
         return await write_owned(self.session, user_id, writes, account=account)
 
-    async def record_all(self, user_id: uuid.UUID, attempts: list[Attempt]) -> None:
+    async def record_all(
+        self, user_id: uuid.UUID, attempts: list[Attempt], *, rider: Rider | None = None
+    ) -> None:
         """Add attempts to the history and make them the latest states, unless the user no
-        longer holds a connection (erased, moved or switched away meanwhile)."""
+        longer holds a connection (erased, moved or switched away meanwhile); `rider`'s write
+        goes out with them, or alone."""
         if attempts and await holds(self.session, user_id):
-            await SyncLogRepository(self.session).record_all(attempts)
+            await SyncLogRepository(self.session).record_all(attempts, rider=rider)
+        elif rider is not None:
+            await rider.run(self.session)
 
     async def record(
         self,
@@ -214,9 +221,14 @@ class SyncService:
         `connection` is the event's connection as the claim read it (else it is read here);
         unknown users and types, and revoked connections, come back ignored.
         """
-        outcome = await self._handle(event_type, whoop_user_id, record_id, received_at, connection)
-        if settle is not None:
-            await settle(self.session, outcome)
+        outcome, attempts = await self._handle(
+            event_type, whoop_user_id, record_id, received_at, connection
+        )
+        rider = None if settle is None else await settle(self.session, outcome)
+        if outcome.user_id is not None:
+            await self.record_all(outcome.user_id, attempts, rider=rider)
+        elif rider is not None:
+            await rider.run(self.session)
         return outcome
 
     async def _handle(
@@ -226,17 +238,19 @@ class SyncService:
         record_id: str,
         received_at: datetime | None,
         connection: EventConnection | None,
-    ) -> EventOutcome:
+    ) -> tuple[EventOutcome, list[Attempt]]:
+        """The event's outcome and the sync log's attempts it leaves (recorded by the caller,
+        with the event's close)."""
         key, ignored = event_key(event_type, record_id)
         if key is None:
-            return EventOutcome(EventStatus.IGNORED, ignored)
+            return EventOutcome(EventStatus.IGNORED, ignored), []
         if connection is None:
             connection = await ConnectionRepository(self.session).for_event(whoop_user_id)
         if connection is None:
-            return EventOutcome(EventStatus.IGNORED, "unknown user")
+            return EventOutcome(EventStatus.IGNORED, "unknown user"), []
         user_id = connection.user_id
         if connection.status == ConnectionStatus.REVOKED.value:
-            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
+            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id), []
         if self.lookups is not None:  # one statement, no transaction around it
             async with self.lookups() as look:
                 cache = await event_cache(look, user_id, key)
@@ -258,14 +272,14 @@ class SyncService:
                 await RecordRepository(self.session, data_type).mark_checked(
                     written.holder.user_id, unchanged, fetched.started
                 )
-        await self.record_all(user_id, fetched.attempts(user_id, event_type))
+        attempts = fetched.attempts(user_id, event_type)
         counts = written.counts
         if received_at is not None and any(counts.values()):
             FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
         error = fetched.error
         if error is None:
-            return EventOutcome(EventStatus.DONE, user_id=user_id, written=counts)
-        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, counts)
+            return EventOutcome(EventStatus.DONE, user_id=user_id, written=counts), attempts
+        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, counts), attempts
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
         """Fetch again the records still PENDING_SCORE; how many came back scored or changed.

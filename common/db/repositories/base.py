@@ -1,7 +1,9 @@
-"""What every repository shares: the dialect's INSERT, which carries ON CONFLICT on both backends."""
+"""What every repository shares: the dialect's INSERT, which carries ON CONFLICT on both backends,
+and the rider, a write that goes out with another statement of the same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,3 +18,25 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+@dataclass(frozen=True)
+class Rider:
+    """A write whose result nobody reads, handed to a repository that runs a statement of the same
+    transaction anyway: on PostgreSQL it rides in that statement as a CTE (one round trip for
+    both), elsewhere it runs right after it (`run`).
+
+    `stmt` is built once and kept (its compiled form is cached); `name` names its CTE and tells
+    the carrier's kept statements apart; `params` must not share names with the carrier's."""
+
+    name: str
+    stmt: Any
+    params: dict[str, Any]
+
+    async def run(self, session: AsyncSession) -> None:
+        """Run it on its own (no carrier, or a backend without DML in a CTE)."""
+        await (await session.connection()).execute(self.stmt, self.params)
+
+    def cte(self, key_column: Any) -> Any:
+        """Its statement as a CTE (PostgreSQL), `RETURNING key_column`."""
+        return self.stmt.returning(key_column).cte(self.name)

@@ -153,7 +153,7 @@ class Numbered:
     changed_at: datetime
 
 
-_COLUMNS = (
+OUTBOX_COLUMNS = _COLUMNS = (
     "user_id",
     "whoop_user_id",
     "data_type",

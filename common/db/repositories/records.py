@@ -31,6 +31,8 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
+    literal,
     select,
     union_all,
     update,
@@ -39,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import (
+    ChangeOutbox,
     Cycle,
     CycleTombstone,
     Recovery,
@@ -51,13 +54,19 @@ from common.db.models import (
 from common.db.models.records import RecordMixin
 from common.db.models.tombstones import TombstoneMixin
 from common.db.repositories.base import dialect_insert
-from common.db.repositories.changes import ChangeRecorder, upserted_changes
+from common.db.repositories.changes import (
+    OUTBOX_COLUMNS,
+    UPSERTED,
+    ChangeRecorder,
+    upserted_changes,
+)
 from common.db.types import utcnow
 from common.types import DataType, UpsertResult
 
 WhoopObject = Mapping[str, Any]
 # Rows per upsert statement: far below SQLite's 500 compound SELECTs and its bound-variable cap.
 BATCH = 100
+_OUTBOX_TABLE: Table = ChangeOutbox.__table__  # type: ignore[assignment]
 # The guarded upsert of each (backend, type, columns, row count), built once (`_guarded_statement`).
 _GUARDED: dict[tuple[str, DataType, tuple[str, ...], int], Any] = {}
 
@@ -219,6 +228,9 @@ class RecordRepository:
             return summary
         pending = list(newest.values())
         connection = await self.session.connection()
+        if connection.dialect.name == "postgresql":
+            await self._upsert_recorded(user_id, pending, summary, now)
+            return summary
         for start in range(0, len(pending), BATCH):
             stmt, params = self._guarded_insert(
                 connection.dialect.name, pending[start : start + BATCH]
@@ -234,6 +246,67 @@ class RecordRepository:
         else:
             outbox.extend(changes)
         return summary
+
+    async def _upsert_recorded(
+        self,
+        user_id: uuid.UUID,
+        pending: list[dict[str, Any]],
+        summary: UpsertSummary,
+        now: datetime,
+    ) -> None:
+        """PostgreSQL: each batch's guarded upsert and the outbox rows of what it wrote in one
+        statement (`_recorded_statement`); the written rows never come back to be sent again.
+        Through the session, which tells the change feed that this transaction recorded changes
+        (`records_changes`)."""
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            names = tuple(batch[0])
+            shape = ("postgresql+outbox", self.kind.data_type, names, len(batch))
+            stmt = _GUARDED.get(shape)
+            if stmt is None:
+                stmt = _GUARDED[shape] = self._recorded_statement(names, len(batch))
+            params = {f"r{i}_{n}": row[n] for i, row in enumerate(batch) for n in names}
+            params |= {"owner": user_id, "change_type": self.kind.data_type.value}
+            params["changed_at"] = now
+            for key, version in (await self.session.execute(stmt, params)).all():
+                summary.results[key] = (
+                    UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
+                )
+
+    def _recorded_statement(self, names: tuple[str, ...], count: int) -> Any:
+        """`_guarded_statement` on PostgreSQL with the changes it makes: `WITH written AS (the
+        guarded upsert RETURNING …), changes AS (INSERT INTO the outbox SELECT … FROM written)
+        SELECT key, version FROM written`, owned by `:owner`."""
+        table, outbox = self.kind.table, _OUTBOX_TABLE
+        key = self.kind.key
+        written = (
+            self._guarded_statement("postgresql", names, count)
+            .returning(table.c.whoop_user_id, table.c.updated_at, table.c.data)
+            .cte("written")
+        )
+        changes = (
+            insert(outbox)
+            .from_select(
+                list(OUTBOX_COLUMNS),
+                select(
+                    bindparam("owner", type_=outbox.c.user_id.type),
+                    written.c.whoop_user_id,
+                    bindparam("change_type", type_=outbox.c.data_type.type),
+                    literal(UPSERTED, outbox.c.action.type),
+                    cast(written.c[key], outbox.c.record_id.type),
+                    written.c.updated_at,
+                    written.c.data,
+                    bindparam("changed_at", type_=outbox.c.changed_at.type),
+                ),
+            )
+            .returning(outbox.c.id)
+            .cte("changes")
+        )
+        return (
+            select(written.c[key], written.c.version)
+            .add_cte(changes)
+            .execution_options(records_changes=True)
+        )
 
     def _guarded_insert(
         self, dialect: str, rows: list[dict[str, Any]]

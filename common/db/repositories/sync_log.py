@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, literal_column, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import SyncAttempt, SyncLog
+from common.db.repositories.base import Rider
 from common.db.types import utcnow
 from common.types import DataType, SyncStatus, Trigger
 
@@ -57,8 +58,8 @@ _STATE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-# PostgreSQL's history and latest states in one statement, by (attempts, states) count.
-_BOTH: dict[tuple[int, int], Any] = {}
+# PostgreSQL's history and latest states in one statement, by (attempts, states, rider) shape.
+_BOTH: dict[tuple[int, int, str | None], Any] = {}
 
 
 def _on_latest_conflict(stmt: Any) -> Any:
@@ -102,10 +103,11 @@ def _bound_rows(table: Any, prefix: str, columns: tuple[str, ...], count: int) -
     return rows[0] if count == 1 else union_all(*rows)
 
 
-def _both_statement(attempts: int, states: int) -> Any:
+def _both_statement(attempts: int, states: int, rider: Rider | None) -> Any:
     """PostgreSQL: `attempts` history rows (`a<n>_<column>`) added in a CTE of the upsert of
-    `states` latest states (`s<n>_<column>`), one round trip; built once per count and kept."""
-    shape = (attempts, states)
+    `states` latest states (`s<n>_<column>`), and the rider's write in another; one round trip,
+    built once per shape and kept."""
+    shape = (attempts, states, None if rider is None else rider.name)
     if shape not in _BOTH:
         history_table: Any = SyncAttempt.__table__
         latest_table: Any = SyncLog.__table__
@@ -120,7 +122,10 @@ def _both_statement(attempts: int, states: int) -> Any:
         latest = postgresql.insert(latest_table).from_select(
             _STATE_COLUMNS, _bound_rows(latest_table, "s", _STATE_COLUMNS, states)
         )
-        _BOTH[shape] = _on_latest_conflict(latest).add_cte(history)
+        stmt = _on_latest_conflict(latest).add_cte(history)
+        if rider is not None:
+            stmt = stmt.add_cte(rider.cte(literal_column("1")))
+        _BOTH[shape] = stmt
     return _BOTH[shape]
 
 
@@ -134,14 +139,16 @@ class SyncLogRepository:
         """Add the attempt to the history and make it the latest state of its user and type."""
         await self.record_all([attempt])
 
-    async def record_all(self, attempts: Sequence[Attempt]) -> None:
-        """Add attempts to the history (one statement) and make each the latest state of its user
-        and type (one more), in the order given.
+    async def record_all(self, attempts: Sequence[Attempt], *, rider: Rider | None = None) -> None:
+        """Add attempts to the history and make each the latest state of its user and type, in
+        the order given, with `rider`'s write: one statement on PostgreSQL, three on SQLite.
 
         A failure keeps the previous `last_sync_at`, so stale data never looks fresh; a success
         that does not confirm (a narrow fetch) moves only `last_fetch_at`.
         """
         if not attempts:
+            if rider is not None:
+                await rider.run(self.session)
             return
         now = utcnow()
         history = [
@@ -180,10 +187,14 @@ class SyncLogRepository:
         if connection.dialect.name == "postgresql":  # one round trip for both
             params = {f"a{i}_{c}": v for i, row in enumerate(history) for c, v in row.items()}
             params |= {f"s{i}_{c}": v for i, row in enumerate(latest) for c, v in row.items()}
-            await connection.execute(_both_statement(len(history), len(latest)), params)
+            if rider is not None:
+                params |= rider.params
+            await connection.execute(_both_statement(len(history), len(latest), rider), params)
             return
         await connection.execute(_ATTEMPT_INSERT, history)
         await connection.execute(_latest_upsert(connection.dialect.name), latest)
+        if rider is not None:
+            await rider.run(self.session)
 
     async def get(self, user_id: uuid.UUID, data_type: DataType) -> SyncLog | None:
         """The latest state of one user and type, or None when never synced."""

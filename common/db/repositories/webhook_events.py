@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import WebhookEvent
+from common.db.repositories.base import Rider
 from common.db.repositories.event_cache import (
     EventConnection,
     event_connection,
@@ -84,6 +85,12 @@ _FINISH = (
         claimed_until=None,
     )
 )
+
+
+def finishing(event_id: int, status: EventStatus, error: str | None = None) -> Rider:
+    """The close of an event as a rider: it goes out with the write's sync log statement."""
+    params = {"event_id": event_id, "status": status.value, "error": error, "at": utcnow()}
+    return Rider("closed_event", _FINISH, params)
 
 
 class WebhookEventRepository:
@@ -205,11 +212,7 @@ class WebhookEventRepository:
 
     async def finish(self, event_id: int, status: EventStatus, error: str | None = None) -> None:
         """Close an event as done, ignored or failed."""
-        connection = await self.session.connection()
-        await connection.execute(
-            _FINISH,
-            {"event_id": event_id, "status": status.value, "error": error, "at": utcnow()},
-        )
+        await finishing(event_id, status, error).run(self.session)
 
     async def note_error(self, event_id: int, error: str) -> None:
         """Keep the latest error of an event that will be retried."""

@@ -22,6 +22,7 @@ import structlog
 from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db.repositories.base import Rider
 from common.db.resilient import is_outage
 from common.locks import LockTimeout
 from common.metrics import JOBS as JOB_METRIC
@@ -178,7 +179,9 @@ class _Fate:
     delay: float | None = None
     ticket: str | None = None
 
-    async def settle(self, session: AsyncSession, outcome: EventOutcome) -> None:
+    async def settle(self, session: AsyncSession, outcome: EventOutcome) -> Rider | None:
+        """Hold, park or defer the event now; a close is handed back to go out with the sync
+        log's statement (one round trip for both on PostgreSQL)."""
         inbox, settings = Inbox(session), self.ctx["sync"].settings
         error = outcome.reason or "failed"
         if outcome.status is EventStatus.FAILED and isinstance(outcome.error, WhoopRateLimited):
@@ -197,7 +200,8 @@ class _Fate:
             await inbox.hold(self.event_id, self.holder, lease, error, attempt=True)
         else:
             self.result = "failed" if outcome.status is EventStatus.FAILED else "success"
-            await inbox.close(self.event_id, outcome)
+            return inbox.closing(self.event_id, outcome)
+        return None
 
     async def then(self, outcome: EventOutcome, log_: Any) -> str:
         JOB_METRIC.labels(PROCESS_EVENT, self.result).inc()
