@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import tracing
 from common.db.repositories import ConnectionRepository, RecordRepository, UpsertSummary
+from common.db.repositories.base import Rider
 from common.db.repositories.changes import ChangeRecorder
 from common.db.repositories.connections import Holder
 from common.sync.results import ALL_TYPES, Writes
@@ -39,6 +40,8 @@ class Written:
 
     holder: Holder | None
     summaries: dict[DataType, UpsertSummary] = field(default_factory=dict)
+    # The rider went out with the write (else the caller still has it to run).
+    carried: bool = False
 
     @property
     def counts(self) -> dict[DataType, int]:
@@ -47,11 +50,20 @@ class Written:
 
 
 async def write_owned(
-    session: AsyncSession, resolved: uuid.UUID, writes: Writes, *, account: int | None = None
+    session: AsyncSession,
+    resolved: uuid.UUID,
+    writes: Writes,
+    *,
+    account: int | None = None,
+    rider: Rider | None = None,
 ) -> Written:
     """Deletes, then guarded upserts, of what a fetch for `resolved` collected, all to the holder
     of the WHOOP account (`account`, else the objects' own) at the write; one outbox statement
-    for every record written. Nothing is written for an account nobody holds."""
+    for every record written. Nothing is written for an account nobody holds.
+
+    `rider` (the sync log of `resolved`'s fetch) goes out with the last upsert, only while
+    `resolved` is the holder: otherwise, or with nothing to upsert, `carried` stays False and
+    the caller decides what to do with it."""
     accounts = {int(obj["user_id"]) for objects in writes.upserts.values() for obj in objects}
     if account is not None:
         accounts.add(account)
@@ -77,17 +89,23 @@ async def write_owned(
                 holder.user_id, column, value, bury_absent=bury_absent
             )
     outbox: list[dict[str, Any]] = []
+    upserts = [
+        (data_type, owner, objects)
+        for data_type in ALL_TYPES
+        for whoop_user_id, objects in _by_account(writes.upserts.get(data_type, ())).items()
+        if (owner := holders.get(whoop_user_id)) is not None
+    ]
+    carrier = len(upserts) - 1 if holder is not None and holder.user_id == resolved else -1
     for data_type in ALL_TYPES:
-        summary = UpsertSummary()
-        for whoop_user_id, objects in _by_account(writes.upserts.get(data_type, ())).items():
-            owner = holders.get(whoop_user_id)
-            if owner is not None:
-                repo = RecordRepository(session, data_type)
-                with tracing.span(f"upsert {data_type.value}"):
-                    done = await repo.upsert(owner.user_id, objects, outbox=outbox)
-                summary.results.update(done.results)
         if data_type in writes.upserts:
-            written.summaries[data_type] = summary
+            written.summaries[data_type] = UpsertSummary()
+    for n, (data_type, owner, objects) in enumerate(upserts):
+        repo = RecordRepository(session, data_type)
+        carried = rider if n == carrier else None
+        with tracing.span(f"upsert {data_type.value}"):
+            done = await repo.upsert(owner.user_id, objects, outbox=outbox, rider=carried)
+        written.summaries[data_type].results.update(done.results)
+        written.carried = written.carried or carried is not None
     await ChangeRecorder(session).add(outbox)
     return written
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -167,11 +168,16 @@ class SyncService:
         return await upsert_owned(self.session, data_type, objects, user_id)
 
     async def apply(
-        self, user_id: uuid.UUID, writes: Writes, *, account: int | None = None
+        self,
+        user_id: uuid.UUID,
+        writes: Writes,
+        *,
+        account: int | None = None,
+        rider: Rider | None = None,
     ) -> Written:
         """Remove, then upsert, what a fetch phase collected, to the holder of the WHOOP account
-        at the write (`common.sync.ownership`)."""
-        return await write_owned(self.session, user_id, writes, account=account)
+        at the write (`common.sync.ownership`); `rider` goes with the last upsert if it can."""
+        return await write_owned(self.session, user_id, writes, account=account, rider=rider)
 
     async def record_all(
         self, user_id: uuid.UUID, attempts: list[Attempt], *, rider: Rider | None = None
@@ -221,14 +227,14 @@ class SyncService:
         `connection` is the event's connection as the claim read it (else it is read here);
         unknown users and types, and revoked connections, come back ignored.
         """
-        outcome, attempts = await self._handle(
-            event_type, whoop_user_id, record_id, received_at, connection
+        settled = _Settling(self.session, settle)
+        outcome = await self._handle(
+            event_type, whoop_user_id, record_id, received_at, connection, settled
         )
-        rider = None if settle is None else await settle(self.session, outcome)
-        if outcome.user_id is not None:
-            await self.record_all(outcome.user_id, attempts, rider=rider)
-        elif rider is not None:
-            await rider.run(self.session)
+        if not settled.done:  # ignored before any fetch
+            close = await settled.close(outcome)
+            if close is not None:
+                await close.run(self.session)
         return outcome
 
     async def _handle(
@@ -238,19 +244,21 @@ class SyncService:
         record_id: str,
         received_at: datetime | None,
         connection: EventConnection | None,
-    ) -> tuple[EventOutcome, list[Attempt]]:
-        """The event's outcome and the sync log's attempts it leaves (recorded by the caller,
-        with the event's close)."""
+        settled: _Settling,
+    ) -> EventOutcome:
+        """The event's outcome. Once WHOOP has answered, what becomes of the event is settled
+        (`settled`) before the write, so that its close and the sync log go out with the last
+        upsert (one statement on PostgreSQL), or after the write when they cannot."""
         key, ignored = event_key(event_type, record_id)
         if key is None:
-            return EventOutcome(EventStatus.IGNORED, ignored), []
+            return EventOutcome(EventStatus.IGNORED, ignored)
         if connection is None:
             connection = await ConnectionRepository(self.session).for_event(whoop_user_id)
         if connection is None:
-            return EventOutcome(EventStatus.IGNORED, "unknown user"), []
+            return EventOutcome(EventStatus.IGNORED, "unknown user")
         user_id = connection.user_id
         if connection.status == ConnectionStatus.REVOKED.value:
-            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id), []
+            return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
         if self.lookups is not None:  # one statement, no transaction around it
             async with self.lookups() as look:
                 cache = await event_cache(look, user_id, key)
@@ -259,7 +267,17 @@ class SyncService:
             await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
         client = self.client(user_id, Priority.ANNOUNCED, known=connection)
         fetched = await fetch_event(client, event_type, key, cache, received_at)
-        written = await self.apply(user_id, fetched.writes, account=whoop_user_id)
+        error = fetched.error
+        if error is None:
+            outcome = EventOutcome(EventStatus.DONE, user_id=user_id)
+        else:
+            outcome = EventOutcome(EventStatus.FAILED, error.reason, error, user_id)
+        close = await settled.close(outcome)
+        attempts = fetched.attempts(user_id, event_type)
+        recording = SyncLogRepository(self.session).recording(attempts, rider=close)
+        written = await self.apply(user_id, fetched.writes, account=whoop_user_id, rider=recording)
+        if not written.carried:
+            await self.record_all(user_id, attempts, rider=close)
         if written.holder is not None:
             for data_type, keys in fetched.asked.items():
                 summary = written.summaries.get(data_type)
@@ -272,14 +290,10 @@ class SyncService:
                 await RecordRepository(self.session, data_type).mark_checked(
                     written.holder.user_id, unchanged, fetched.started
                 )
-        attempts = fetched.attempts(user_id, event_type)
         counts = written.counts
         if received_at is not None and any(counts.values()):
             FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
-        error = fetched.error
-        if error is None:
-            return EventOutcome(EventStatus.DONE, user_id=user_id, written=counts), attempts
-        return EventOutcome(EventStatus.FAILED, error.reason, error, user_id, counts), attempts
+        return replace(outcome, written=counts)
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
         """Fetch again the records still PENDING_SCORE; how many came back scored or changed.
@@ -326,3 +340,17 @@ class SyncService:
         if error is not None:
             log.warning("sync.pending_refetch_failed", error=error.reason)
         return sum(written.values())
+
+
+class _Settling:
+    """`handle_event`'s `settle`, called once: what becomes of the event, and whether it was
+    decided already."""
+
+    def __init__(self, session: AsyncSession, settle: Settle | None) -> None:
+        self.session, self.settle, self.done = session, settle, False
+
+    async def close(self, outcome: EventOutcome) -> Rider | None:
+        """Settle the event with `outcome`: the write its close is (to go out with another), or
+        None when settling wrote what it had to (or there is nothing to settle)."""
+        self.done = True
+        return None if self.settle is None else await self.settle(self.session, outcome)

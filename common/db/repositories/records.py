@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     union_all,
     update,
@@ -53,7 +54,7 @@ from common.db.models import (
 )
 from common.db.models.records import RecordMixin
 from common.db.models.tombstones import TombstoneMixin
-from common.db.repositories.base import dialect_insert
+from common.db.repositories.base import Rider, dialect_insert
 from common.db.repositories.changes import (
     OUTBOX_COLUMNS,
     UPSERTED,
@@ -206,12 +207,14 @@ class RecordRepository:
         objects: Iterable[WhoopObject],
         *,
         outbox: list[dict[str, Any]] | None = None,
+        rider: Rider | None = None,
     ) -> UpsertSummary:
         """Write each object unless the stored copy has the same or a newer `updated_at`, or a
         tombstone says the record was deleted at or after the object's `updated_at`.
 
         Each record written is a change: its outbox row is added to `outbox` for the caller to
         record with the rest of its write (`ChangeRecorder.add`), or recorded here without one.
+        `rider`'s write goes out with the last statement (as a CTE on PostgreSQL).
         A writer that may race a delete holds the account's connection first
         (`ConnectionRepository.hold`; deletes hold it exclusively), so that whichever commits
         second sees the other's rows and tombstones.
@@ -225,11 +228,13 @@ class RecordRepository:
                 newest[key] = row
         summary = UpsertSummary({key: UpsertResult.UNCHANGED for key in newest})
         if not newest:
+            if rider is not None:
+                await rider.run(self.session)
             return summary
         pending = list(newest.values())
         connection = await self.session.connection()
         if connection.dialect.name == "postgresql":
-            await self._upsert_recorded(user_id, pending, summary, now)
+            await self._upsert_recorded(user_id, pending, summary, now, rider)
             return summary
         for start in range(0, len(pending), BATCH):
             stmt, params = self._guarded_insert(
@@ -245,6 +250,8 @@ class RecordRepository:
             await ChangeRecorder(self.session).add(changes)
         else:
             outbox.extend(changes)
+        if rider is not None:
+            await rider.run(self.session)
         return summary
 
     async def _upsert_recorded(
@@ -253,30 +260,39 @@ class RecordRepository:
         pending: list[dict[str, Any]],
         summary: UpsertSummary,
         now: datetime,
+        rider: Rider | None,
     ) -> None:
         """PostgreSQL: each batch's guarded upsert and the outbox rows of what it wrote in one
         statement (`_recorded_statement`); the written rows never come back to be sent again.
-        Through the session, which tells the change feed that this transaction recorded changes
-        (`records_changes`)."""
+        The last batch carries `rider`. Through the session, which tells the change feed that
+        this transaction recorded changes (`records_changes`)."""
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
+            carried = rider if start + BATCH >= len(pending) else None
             names = tuple(batch[0])
-            shape = ("postgresql+outbox", self.kind.data_type, names, len(batch))
+            shape = (
+                f"postgresql+outbox+{carried.name if carried else ''}",
+                self.kind.data_type,
+                names,
+                len(batch),
+            )
             stmt = _GUARDED.get(shape)
             if stmt is None:
-                stmt = _GUARDED[shape] = self._recorded_statement(names, len(batch))
+                stmt = _GUARDED[shape] = self._recorded_statement(names, len(batch), carried)
             params = {f"r{i}_{n}": row[n] for i, row in enumerate(batch) for n in names}
             params |= {"owner": user_id, "change_type": self.kind.data_type.value}
             params["changed_at"] = now
+            if carried is not None:
+                params |= carried.params
             for key, version in (await self.session.execute(stmt, params)).all():
                 summary.results[key] = (
                     UpsertResult.INSERTED if version == 1 else UpsertResult.UPDATED
                 )
 
-    def _recorded_statement(self, names: tuple[str, ...], count: int) -> Any:
+    def _recorded_statement(self, names: tuple[str, ...], count: int, rider: Rider | None) -> Any:
         """`_guarded_statement` on PostgreSQL with the changes it makes: `WITH written AS (the
         guarded upsert RETURNING …), changes AS (INSERT INTO the outbox SELECT … FROM written)
-        SELECT key, version FROM written`, owned by `:owner`."""
+        SELECT key, version FROM written`, owned by `:owner`; `rider` in a CTE of its own."""
         table, outbox = self.kind.table, _OUTBOX_TABLE
         key = self.kind.key
         written = (
@@ -302,11 +318,10 @@ class RecordRepository:
             .returning(outbox.c.id)
             .cte("changes")
         )
-        return (
-            select(written.c[key], written.c.version)
-            .add_cte(changes)
-            .execution_options(records_changes=True)
-        )
+        stmt = select(written.c[key], written.c.version).add_cte(changes)
+        if rider is not None:
+            stmt = stmt.add_cte(rider.cte(literal_column("1")))
+        return stmt.execution_options(records_changes=True)
 
     def _guarded_insert(
         self, dialect: str, rows: list[dict[str, Any]]

@@ -129,6 +129,43 @@ def _both_statement(attempts: int, states: int, rider: Rider | None) -> Any:
     return _BOTH[shape]
 
 
+def _rows(attempts: Sequence[Attempt]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The history rows of `attempts` and the latest state each (user, type) is left in."""
+    now = utcnow()
+    history = [
+        {
+            "user_id": a.user_id,
+            "data_type": a.data_type.value,
+            "trigger": a.trigger.value,
+            "outcome": a.status.value,
+            "records": a.records,
+            "error": a.error,
+            "duration_ms": a.duration_ms,
+            "started_at": a.started_at,
+        }
+        for a in attempts
+    ]
+    states: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+    for a in attempts:
+        success = a.status is SyncStatus.SUCCESS
+        key = (a.user_id, a.data_type.value)
+        before = states.get(key, {})
+        states[key] = {
+            "user_id": a.user_id,
+            "data_type": a.data_type.value,
+            "last_sync_at": (a.started_at if success and a.confirms else None)
+            or before.get("last_sync_at"),
+            "last_fetch_at": (a.started_at if success else None) or before.get("last_fetch_at"),
+            "last_attempt_at": a.started_at,
+            "sync_status": a.status.value,
+            "records_synced": a.records,
+            "error_message": a.error,
+            "created_at": now,
+            "updated_at": now,
+        }
+    return history, list(states.values())
+
+
 class SyncLogRepository:
     """All SQL of `whoop_sync_log` and `whoop_sync_attempt`."""
 
@@ -150,51 +187,30 @@ class SyncLogRepository:
             if rider is not None:
                 await rider.run(self.session)
             return
-        now = utcnow()
-        history = [
-            {
-                "user_id": a.user_id,
-                "data_type": a.data_type.value,
-                "trigger": a.trigger.value,
-                "outcome": a.status.value,
-                "records": a.records,
-                "error": a.error,
-                "duration_ms": a.duration_ms,
-                "started_at": a.started_at,
-            }
-            for a in attempts
-        ]
-        states: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
-        for a in attempts:
-            success = a.status is SyncStatus.SUCCESS
-            key = (a.user_id, a.data_type.value)
-            before = states.get(key, {})
-            states[key] = {
-                "user_id": a.user_id,
-                "data_type": a.data_type.value,
-                "last_sync_at": (a.started_at if success and a.confirms else None)
-                or before.get("last_sync_at"),
-                "last_fetch_at": (a.started_at if success else None) or before.get("last_fetch_at"),
-                "last_attempt_at": a.started_at,
-                "sync_status": a.status.value,
-                "records_synced": a.records,
-                "error_message": a.error,
-                "created_at": now,
-                "updated_at": now,
-            }
-        connection = await self.session.connection()
-        latest = list(states.values())
-        if connection.dialect.name == "postgresql":  # one round trip for both
-            params = {f"a{i}_{c}": v for i, row in enumerate(history) for c, v in row.items()}
-            params |= {f"s{i}_{c}": v for i, row in enumerate(latest) for c, v in row.items()}
-            if rider is not None:
-                params |= rider.params
-            await connection.execute(_both_statement(len(history), len(latest), rider), params)
+        recording = self.recording(attempts, rider=rider)
+        if recording is not None:  # one round trip for all
+            await recording.run(self.session)
             return
+        history, latest = _rows(attempts)
+        connection = await self.session.connection()
         await connection.execute(_ATTEMPT_INSERT, history)
         await connection.execute(_latest_upsert(connection.dialect.name), latest)
         if rider is not None:
             await rider.run(self.session)
+
+    def recording(self, attempts: Sequence[Attempt], *, rider: Rider | None = None) -> Rider | None:
+        """`record_all` of `attempts` (and `rider`) as one statement that may itself ride with a
+        write of the same transaction (the event's upsert); None on SQLite or with no attempts."""
+        if not attempts or self.session.get_bind().dialect.name != "postgresql":
+            return None
+        history, latest = _rows(attempts)
+        params = {f"a{i}_{c}": v for i, row in enumerate(history) for c, v in row.items()}
+        params |= {f"s{i}_{c}": v for i, row in enumerate(latest) for c, v in row.items()}
+        if rider is not None:
+            params |= rider.params
+        stmt = _both_statement(len(history), len(latest), rider)
+        name = f"sync_log_{len(history)}_{len(latest)}_{rider.name if rider else ''}"
+        return Rider(name, stmt, params)
 
     async def get(self, user_id: uuid.UUID, data_type: DataType) -> SyncLog | None:
         """The latest state of one user and type, or None when never synced."""
