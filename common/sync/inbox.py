@@ -87,7 +87,7 @@ class Inbox:
     @staticmethod
     def closing(event_id: int, outcome: EventOutcome) -> Rider:
         """The close of an event with its outcome, as a write to go out with another statement
-        of the same transaction (the sync log's: `SyncService.record_all`)."""
+        of the same transaction (the event's last upsert, or its sync log)."""
         error = None if outcome.status is EventStatus.DONE else outcome.reason
         return finishing(event_id, outcome.status, error)
 

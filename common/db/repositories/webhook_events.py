@@ -88,7 +88,7 @@ _FINISH = (
 
 
 def finishing(event_id: int, status: EventStatus, error: str | None = None) -> Rider:
-    """The close of an event as a rider: it goes out with the write's sync log statement."""
+    """The close of an event as a rider: it goes out with another statement of the write."""
     params = {"event_id": event_id, "status": status.value, "error": error, "at": utcnow()}
     return Rider("closed_event", _FINISH, params)
 

@@ -180,8 +180,8 @@ class _Fate:
     ticket: str | None = None
 
     async def settle(self, session: AsyncSession, outcome: EventOutcome) -> Rider | None:
-        """Hold, park or defer the event now; a close is handed back to go out with the sync
-        log's statement (one round trip for both on PostgreSQL)."""
+        """Hold, park or defer the event now; a close is handed back to go out with the write's
+        last statement (`SyncService.handle_event`)."""
         inbox, settings = Inbox(session), self.ctx["sync"].settings
         error = outcome.reason or "failed"
         if outcome.status is EventStatus.FAILED and isinstance(outcome.error, WhoopRateLimited):
