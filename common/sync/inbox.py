@@ -80,14 +80,11 @@ class Inbox:
         """Leave an event whose tries ran out for a passing reason to the reconciliation pass."""
         await self.events.park(event_id, error)
 
-    async def close(self, event_id: int, outcome: EventOutcome) -> None:
-        """Close an event with its outcome (done, ignored with why, failed with the error)."""
-        await self.closing(event_id, outcome).run(self.events.session)
-
     @staticmethod
     def closing(event_id: int, outcome: EventOutcome) -> Rider:
-        """The close of an event with its outcome, as a write to go out with another statement
-        of the same transaction (the event's last upsert, or its sync log)."""
+        """The close of an event with its outcome (done, ignored with why, failed with the
+        error), as a write to go out with another statement of the same transaction (the
+        event's last upsert, or its sync log)."""
         error = None if outcome.status is EventStatus.DONE else outcome.reason
         return finishing(event_id, outcome.status, error)
 

@@ -227,12 +227,11 @@ class SyncService:
         `connection` is the event's connection as the claim read it (else it is read here);
         unknown users and types, and revoked connections, come back ignored.
         """
-        settled = _Settling(self.session, settle)
         outcome = await self._handle(
-            event_type, whoop_user_id, record_id, received_at, connection, settled
+            event_type, whoop_user_id, record_id, received_at, connection, settle
         )
-        if not settled.done:  # ignored before any fetch
-            close = await settled.close(outcome)
+        if outcome.status is EventStatus.IGNORED and settle is not None:  # before any fetch
+            close = await settle(self.session, outcome)
             if close is not None:
                 await close.run(self.session)
         return outcome
@@ -244,11 +243,12 @@ class SyncService:
         record_id: str,
         received_at: datetime | None,
         connection: EventConnection | None,
-        settled: _Settling,
+        settle: Settle | None,
     ) -> EventOutcome:
-        """The event's outcome. Once WHOOP has answered, what becomes of the event is settled
-        (`settled`) before the write, so that its close and the sync log go out with the last
-        upsert (one statement on PostgreSQL), or after the write when they cannot."""
+        """The event's outcome; ignored only before any fetch (the caller settles it then).
+        Once WHOOP has answered, what becomes of the event is settled (`settle`) before the
+        write, so that its close and the sync log go out with the last upsert (one statement on
+        PostgreSQL), or after the write when they cannot."""
         key, ignored = event_key(event_type, record_id)
         if key is None:
             return EventOutcome(EventStatus.IGNORED, ignored)
@@ -272,7 +272,7 @@ class SyncService:
             outcome = EventOutcome(EventStatus.DONE, user_id=user_id)
         else:
             outcome = EventOutcome(EventStatus.FAILED, error.reason, error, user_id)
-        close = await settled.close(outcome)
+        close = None if settle is None else await settle(self.session, outcome)
         attempts = fetched.attempts(user_id, event_type)
         recording = SyncLogRepository(self.session).recording(attempts, rider=close)
         written = await self.apply(user_id, fetched.writes, account=whoop_user_id, rider=recording)
@@ -340,17 +340,3 @@ class SyncService:
         if error is not None:
             log.warning("sync.pending_refetch_failed", error=error.reason)
         return sum(written.values())
-
-
-class _Settling:
-    """`handle_event`'s `settle`, called once: what becomes of the event, and whether it was
-    decided already."""
-
-    def __init__(self, session: AsyncSession, settle: Settle | None) -> None:
-        self.session, self.settle, self.done = session, settle, False
-
-    async def close(self, outcome: EventOutcome) -> Rider | None:
-        """Settle the event with `outcome`: the write its close is (to go out with another), or
-        None when settling wrote what it had to (or there is nothing to settle)."""
-        self.done = True
-        return None if self.settle is None else await self.settle(self.session, outcome)

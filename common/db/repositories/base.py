@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,6 @@ class Rider:
         """Run it on its own (no carrier, or a backend without DML in a CTE)."""
         await (await session.connection()).execute(self.stmt, self.params)
 
-    def cte(self, key_column: Any) -> Any:
-        """Its statement as a CTE (PostgreSQL), `RETURNING key_column`."""
-        return self.stmt.returning(key_column).cte(self.name)
+    def cte(self) -> Any:
+        """Its statement as a CTE (PostgreSQL; `RETURNING 1`, which a DML CTE needs here)."""
+        return self.stmt.returning(literal_column("1")).cte(self.name)

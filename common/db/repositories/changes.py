@@ -153,7 +153,7 @@ class Numbered:
     changed_at: datetime
 
 
-OUTBOX_COLUMNS = _COLUMNS = (
+OUTBOX_COLUMNS = (
     "user_id",
     "whoop_user_id",
     "data_type",
@@ -176,7 +176,7 @@ def _take_statement() -> Any:
     return (
         delete(outbox)
         .where(outbox.c.id.in_(oldest.scalar_subquery()))
-        .returning(outbox.c.id, *(outbox.c[c] for c in _COLUMNS))
+        .returning(outbox.c.id, *(outbox.c[c] for c in OUTBOX_COLUMNS))
     )
 
 
@@ -192,7 +192,7 @@ def _drain_statement(deliveries: bool) -> Any:
     order (with `deliveries`, each also gets a pending push). The lock is taken before any row
     reaches the numbering, and held until the statement commits; rows another drain took while
     this one waited for the lock are skipped by the delete. The rows never leave the server."""
-    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+    columns = ", ".join(f'"{c}"' for c in OUTBOX_COLUMNS)
     numbered = "numbered"
     push = ""
     if deliveries:
@@ -274,7 +274,7 @@ class ChangeRepository:
         taken = (await connection.execute(_TAKE, {"batch": batch})).all()
         if not taken:
             return []
-        rows = [dict(zip(_COLUMNS, row[1:], strict=True)) for row in sorted(taken)]
+        rows = [dict(zip(OUTBOX_COLUMNS, row[1:], strict=True)) for row in sorted(taken)]
         # One statement compiled once for any count: SQLAlchemy sends the rows as one VALUES
         # list ordered by their position (`sort_by_parameter_order`), so both backends number
         # them in the list's order.

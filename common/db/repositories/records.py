@@ -33,7 +33,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     select,
     union_all,
     update,
@@ -320,7 +319,7 @@ class RecordRepository:
         )
         stmt = select(written.c[key], written.c.version).add_cte(changes)
         if rider is not None:
-            stmt = stmt.add_cte(rider.cte(literal_column("1")))
+            stmt = stmt.add_cte(rider.cte())
         return stmt.execution_options(records_changes=True)
 
     def _guarded_insert(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,7 +124,7 @@ def _both_statement(attempts: int, states: int, rider: Rider | None) -> Any:
         )
         stmt = _on_latest_conflict(latest).add_cte(history)
         if rider is not None:
-            stmt = stmt.add_cte(rider.cte(literal_column("1")))
+            stmt = stmt.add_cte(rider.cte())
         _BOTH[shape] = stmt
     return _BOTH[shape]
 
