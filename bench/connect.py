@@ -7,11 +7,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 
-from bench.infra import JWT_SECRET, Proc, pg_connect
+from bench.infra import (
+    JWT_SECRET,
+    Cluster,
+    Proc,
+    free_port,
+    pg_connect,
+    plain_dsn,
+    product_env,
+    start_pipeline,
+)
+from bench.sim import SimControl, product_whoop_env, start_sim
 
 
 def bearer_tokens(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -107,3 +118,43 @@ _NOT_STARTED = (
     "WHERE NOT EXISTS (SELECT 1 FROM whoop_sync_attempt AS a "
     "WHERE a.user_id = c.user_id AND a.trigger = 'backfill')"
 )
+
+
+@dataclass
+class Connected:
+    """The product's api, webhook and worker on the simulator, its users connected and backfilled."""
+
+    env: dict[str, str]
+    redirect: str
+    sim: Proc
+    ctl: SimControl
+    api: Proc
+    hook: Proc
+    worker: Proc
+    whoop_ids: list[int]
+
+
+async def connected_pipeline(procs: Cluster, db: str, users: int) -> Connected:
+    """Start the simulator (`users` members, two days of data, WHOOP's budget unbounded on both
+    sides) and the product's three processes on database `db`; connect `users` app users and
+    wait for their backfills. The caller closes `ctl`."""
+    sim = await start_sim(procs, users=users, days=2, per_minute=10**6, per_day=10**8)
+    api_port = free_port()
+    redirect = f"http://127.0.0.1:{api_port}/api/v1/whoop/callback"
+    env = product_env(
+        db,
+        whoop_redirect_uri=redirect,
+        whoop_rate_limit_per_minute=10**6,
+        whoop_rate_limit_per_day=10**8,
+        backfill_days=2,
+    ) | product_whoop_env(sim)
+    api, hook, worker = await start_pipeline(procs, env, api_port=api_port)
+    ctl = SimControl(sim)
+    try:
+        whoop_ids = (await ctl.user_ids())[:users]
+        await connect_users(api, [(uuid.uuid4(), w) for w in whoop_ids])
+        await wait_backfilled(plain_dsn(db), len(whoop_ids), 120)
+    except BaseException:
+        await ctl.aclose()
+        raise
+    return Connected(env, redirect, sim, ctl, api, hook, worker, whoop_ids)

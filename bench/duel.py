@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.backlog import PRODUCT_SQL, SEND_RATE, poll_visible
-from bench.connect import connect_users, wait_backfilled
+from bench.connect import connected_pipeline
 from bench.infra import (
     CLIENT_SECRET,
     ROOT,
@@ -36,13 +36,9 @@ from bench.infra import (
     bench_database,
     cluster,
     flush_redis,
-    free_port,
     plain_dsn,
-    product_env,
-    start_pipeline,
 )
 from bench.openloop import Planned, run_open_loop
-from bench.sim import SimControl, product_whoop_env, start_sim
 from bench.webhooks import signed
 
 USERS = 20
@@ -74,22 +70,9 @@ async def duel(base: Path, events: int, rounds: int) -> dict[str, list[tuple[flo
     async with bench_database("duel") as db:
         await flush_redis()
         with cluster() as procs:
-            sim = await start_sim(procs, users=USERS, days=2, per_minute=10**6, per_day=10**8)
-            api_port = free_port()
-            redirect = f"http://127.0.0.1:{api_port}/api/v1/whoop/callback"
-            env = product_env(
-                db,
-                whoop_redirect_uri=redirect,
-                whoop_rate_limit_per_minute=10**6,
-                whoop_rate_limit_per_day=10**8,
-                backfill_days=2,
-            ) | product_whoop_env(sim)
-            api, hook, first = await start_pipeline(procs, env, api_port=api_port)
-            ctl = SimControl(sim)
+            up = await connected_pipeline(procs, db, USERS)
+            env, hook, first, ctl, whoop_ids = up.env, up.hook, up.worker, up.ctl, up.whoop_ids
             try:
-                whoop_ids = (await ctl.user_ids())[:USERS]
-                await connect_users(api, [(uuid.uuid4(), w) for w in whoop_ids])
-                await wait_backfilled(plain_dsn(db), len(whoop_ids), 120)
                 first.stop()
                 base_env = env | {"PYTHONPATH": os.pathsep.join([str(base), str(ROOT)])}
                 workers = {

@@ -25,24 +25,21 @@ from bench.backlog import (
     product_drain,
     start_baseline_worker,
 )
-from bench.connect import connect_users, wait_backfilled
+from bench.connect import connected_pipeline
 from bench.infra import (
     CLIENT_SECRET,
     Cluster,
     bench_database,
     cluster,
     flush_redis,
-    free_port,
     plain_dsn,
-    product_env,
-    start_pipeline,
     wait_http,
 )
 from bench.openloop import Planned, run_open_loop
 from bench.options import Options
 from bench.result import Row, ScenarioResult
 from bench.scenarios.common import at_least, info, median
-from bench.sim import SimControl, direct_tokens, product_whoop_env, start_sim
+from bench.sim import SimControl, direct_tokens
 from bench.stats import ratio, summarize_ms
 from bench.webhooks import signed
 
@@ -238,30 +235,17 @@ async def run(opts: Options) -> ScenarioResult:
     async with bench_database("fresh") as db:
         await flush_redis()
         with cluster() as procs:
-            sim = await start_sim(procs, users=USERS, days=2, per_minute=10**6, per_day=10**8)
-            api_port = free_port()
-            redirect = f"http://127.0.0.1:{api_port}/api/v1/whoop/callback"
-            env = product_env(
-                db,
-                whoop_redirect_uri=redirect,
-                whoop_rate_limit_per_minute=10**6,
-                whoop_rate_limit_per_day=10**8,
-                backfill_days=2,
-            ) | product_whoop_env(sim)
-            api, hook, worker = await start_pipeline(procs, env, api_port=api_port)
-            ctl = SimControl(sim)
+            up = await connected_pipeline(procs, db, USERS)
+            env, hook, worker, ctl, whoop_ids = up.env, up.hook, up.worker, up.ctl, up.whoop_ids
             try:
-                whoop_ids = (await ctl.user_ids())[:USERS]
-                await connect_users(api, [(uuid.uuid4(), w) for w in whoop_ids])
-                await wait_backfilled(plain_dsn(db), len(whoop_ids), 120)
                 for rate in RATES:
                     rates[str(rate)] = await _one_rate(
                         procs, ctl, plain_dsn(db), hook.url, whoop_ids, rate, opts.freshness_seconds
                     )
                     await asyncio.sleep(1)
                 worker.stop()  # from here on, each drain starts the one worker it times
-                tokens = await direct_tokens(sim, whoop_ids, redirect)
-                base_env = baseline_env(plain_dsn(db), f"{sim.url}/developer", tokens)
+                tokens = await direct_tokens(up.sim, whoop_ids, up.redirect)
+                base_env = baseline_env(plain_dsn(db), f"{up.sim.url}/developer", tokens)
                 naive = await _naive_rate(
                     procs, base_env, ctl, plain_dsn(db), whoop_ids, opts.freshness_seconds
                 )
