@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
@@ -31,7 +32,8 @@ class Locks(Protocol):
     """Named locks; `timeout` bounds how long a holder keeps one, `blocking_timeout` the wait.
 
     With `keep_alive` the holder's lease is extended while the block runs, so only a holder that
-    died loses it after `timeout`; the block must bound its own duration.
+    died loses it after `timeout`; the block must bound its own duration. The block is given
+    whether the lock was held by another when asked for (what that holder did may be new).
     """
 
     def lock(
@@ -41,8 +43,9 @@ class Locks(Protocol):
         blocking_timeout: float | None = None,
         *,
         keep_alive: bool = False,
-    ) -> AbstractAsyncContextManager[None]:
-        """Hold the lock `name` for the duration of the block; raise LockTimeout if not acquired."""
+    ) -> AbstractAsyncContextManager[bool]:
+        """Hold the lock `name` for the duration of the block (given True when it had to wait
+        for another holder); raise LockTimeout if not acquired."""
         ...
 
 
@@ -61,11 +64,12 @@ class LocalLocks:
         blocking_timeout: float | None = None,
         *,
         keep_alive: bool = False,
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[bool]:
         """Hold the lock `name` (`timeout` and `keep_alive` are moot in one process: a holder
         cannot die alone)."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         self._users[name] = self._users.get(name, 0) + 1
+        waited = lock.locked()
         try:
             try:
                 async with asyncio.timeout(_wait_limit(timeout, blocking_timeout)):
@@ -73,7 +77,7 @@ class LocalLocks:
             except TimeoutError:
                 raise LockTimeout(f"lock {name} not acquired") from None
             try:
-                yield
+                yield waited
             finally:
                 lock.release()
         finally:
@@ -96,9 +100,11 @@ class RedisLocks:
         blocking_timeout: float | None = None,
         *,
         keep_alive: bool = False,
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[bool]:
         """Hold the lock `name`; raise LockTimeout if another holder keeps it too long. With
-        `keep_alive` the lease is renewed every third of `timeout` until the block ends."""
+        `keep_alive` the lease is renewed every third of `timeout` until the block ends.
+
+        One SET when the lock is free; only a lock held by another is polled for."""
         lock = self.redis.lock(
             f"{self.prefix}:{name}",
             timeout=timeout,
@@ -106,15 +112,20 @@ class RedisLocks:
             blocking_timeout=_wait_limit(timeout, blocking_timeout),
             thread_local=False,
         )
+        # The holder's token: random, and cheaper to make than redis-py's default (a uuid1).
+        token = os.urandom(16).hex()
         try:
-            acquired = await lock.acquire()
+            acquired = await lock.acquire(blocking=False, token=token)
+            waited = not acquired
+            if waited:
+                acquired = await lock.acquire(token=token)
         except (RedisError, OSError) as exc:
             raise LockUnavailable(f"lock {name} unavailable: {type(exc).__name__}") from exc
         if not acquired:
             raise LockTimeout(f"lock {name} not acquired")
         renewal = asyncio.create_task(_renew(lock, name, timeout)) if keep_alive else None
         try:
-            yield
+            yield waited
         finally:
             if renewal is not None:
                 renewal.cancel()

@@ -30,7 +30,7 @@ from common.db.repositories import (
     UpsertSummary,
     record_key,
 )
-from common.db.repositories.event_cache import EventConnection, event_cache
+from common.db.repositories.event_cache import EventCache, EventConnection, event_cache
 from common.db.repositories.records import parse_time
 from common.db.types import utcnow
 from common.metrics import FRESHNESS_LAG
@@ -218,17 +218,19 @@ class SyncService:
         *,
         received_at: datetime | None = None,
         connection: EventConnection | None = None,
+        cache: EventCache | None = None,
         settle: Settle | None = None,
     ) -> EventOutcome:
         """Carry out one webhook event (SPEC §4): the cache looked at (one statement, its read
         ended), WHOOP asked (no transaction open), then one write: the records, their changes,
         the sync log and, through `settle`, what becomes of the event. The caller commits.
 
-        `connection` is the event's connection as the claim read it (else it is read here);
-        unknown users and types, and revoked connections, come back ignored.
+        `connection` is the event's connection as the claim read it (else it is read here),
+        `cache` the cache around its record as the claim read it, while that serves (else it is
+        looked at here); unknown users and types, and revoked connections, come back ignored.
         """
         outcome = await self._handle(
-            event_type, whoop_user_id, record_id, received_at, connection, settle
+            event_type, whoop_user_id, record_id, received_at, connection, cache, settle
         )
         if outcome.status is EventStatus.IGNORED and settle is not None:  # before any fetch
             close = await settle(self.session, outcome)
@@ -243,6 +245,7 @@ class SyncService:
         record_id: str,
         received_at: datetime | None,
         connection: EventConnection | None,
+        cache: EventCache | None,
         settle: Settle | None,
     ) -> EventOutcome:
         """The event's outcome; ignored only before any fetch (the caller settles it then).
@@ -259,12 +262,8 @@ class SyncService:
         user_id = connection.user_id
         if connection.status == ConnectionStatus.REVOKED.value:
             return EventOutcome(EventStatus.IGNORED, "connection revoked", user_id=user_id)
-        if self.lookups is not None:  # one statement, no transaction around it
-            async with self.lookups() as look:
-                cache = await event_cache(look, user_id, key)
-        else:
-            cache = await event_cache(self.session, user_id, key)
-            await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
+        if cache is None:
+            cache = await self._event_cache(user_id, key)
         client = self.client(user_id, Priority.ANNOUNCED, known=connection)
         fetched = await fetch_event(client, event_type, key, cache, received_at)
         error = fetched.error
@@ -294,6 +293,16 @@ class SyncService:
         if received_at is not None and any(counts.values()):
             FRESHNESS_LAG.observe(max(0.0, (utcnow() - received_at).total_seconds()))
         return replace(outcome, written=counts)
+
+    async def _event_cache(self, user_id: uuid.UUID, key: uuid.UUID) -> EventCache:
+        """The cache around an event's record, read in one statement with no transaction held
+        across WHOOP's calls."""
+        if self.lookups is not None:  # autocommit on PostgreSQL
+            async with self.lookups() as look:
+                return await event_cache(look, user_id, key)
+        cache = await event_cache(self.session, user_id, key)
+        await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
+        return cache
 
     async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
         """Fetch again the records still PENDING_SCORE; how many came back scored or changed.

@@ -71,3 +71,26 @@ async def test_kept_alive_lease_outlasts_its_timeout(locks: Locks) -> None:
                 pass
     async with locks.lock("refresh", timeout=1, blocking_timeout=0.05):  # released at the end
         pass
+
+
+async def test_the_block_is_told_whether_another_holder_came_first(locks: Locks) -> None:
+    released = asyncio.Event()
+
+    async def first() -> bool:
+        async with locks.lock("told", timeout=5) as waited:
+            await released.wait()
+            return waited
+
+    holder = asyncio.create_task(first())
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(_waited(locks, "told"))
+    await asyncio.sleep(0.05)
+    released.set()
+    assert await holder is False
+    assert await second is True
+    assert await _waited(locks, "told") is False  # free again: taken at once
+
+
+async def _waited(locks: Locks, name: str) -> bool:
+    async with locks.lock(name, timeout=5, blocking_timeout=2) as waited:
+        return waited

@@ -67,19 +67,39 @@ def _one(column: Any, *where: Any) -> Any:
     return select(column).where(*where).limit(1).scalar_subquery()
 
 
-_KEY, _USER = bindparam("key", type_=Uuid()), bindparam("user_id", type_=Uuid())
+def event_cache_columns(key: Any, user_id: Any) -> list[Any]:
+    """The `EventCache` around record `key` of app user `user_id` (values or columns of another
+    statement) as scalar subqueries, for a statement that reads it along with something else."""
+    return [
+        _one(Sleep.data, Sleep.id == key),
+        _one(Sleep.user_id, Sleep.id == key),
+        _one(Sleep.synced_at, Sleep.id == key, Sleep.user_id == user_id),
+        _one(Recovery.synced_at, Recovery.sleep_id == key, Recovery.user_id == user_id),
+        _one(Workout.synced_at, Workout.id == key, Workout.user_id == user_id),
+        _one(
+            SyncLog.last_sync_at,
+            SyncLog.user_id == user_id,
+            SyncLog.data_type == DataType.CYCLE.value,
+        ),
+    ]
+
+
+def read_event_cache(values: Sequence[Any]) -> EventCache:
+    """The `EventCache` read by `event_cache_columns`."""
+    data, sleep_user, sleep_at, recovery_at, workout_at, cycles_at = values
+    return EventCache(
+        sleep=None if data is None else dict(orjson.loads(data)),
+        sleep_user=sleep_user,
+        sleep_fetched_at=sleep_at,
+        recovery_fetched_at=recovery_at,
+        workout_fetched_at=workout_at,
+        cycles_synced_at=cycles_at,
+    )
+
+
 # Built once: the statement object keeps its cache key and compiled form.
 _CACHE = select(
-    _one(Sleep.data, Sleep.id == _KEY),
-    _one(Sleep.user_id, Sleep.id == _KEY),
-    _one(Sleep.synced_at, Sleep.id == _KEY, Sleep.user_id == _USER),
-    _one(Recovery.synced_at, Recovery.sleep_id == _KEY, Recovery.user_id == _USER),
-    _one(Workout.synced_at, Workout.id == _KEY, Workout.user_id == _USER),
-    _one(
-        SyncLog.last_sync_at,
-        SyncLog.user_id == _USER,
-        SyncLog.data_type == DataType.CYCLE.value,
-    ),
+    *event_cache_columns(bindparam("key", type_=Uuid()), bindparam("user_id", type_=Uuid()))
 )
 
 
@@ -87,11 +107,4 @@ async def event_cache(session: AsyncSession, user_id: uuid.UUID, key: uuid.UUID)
     """The cache around record `key` (a sleep's or a workout's id) of one user, in one SELECT."""
     connection = await session.connection()
     row = (await connection.execute(_CACHE, {"key": key, "user_id": user_id})).one()
-    return EventCache(
-        sleep=None if row[0] is None else dict(orjson.loads(row[0])),
-        sleep_user=row[1],
-        sleep_fetched_at=row[2],
-        recovery_fetched_at=row[3],
-        workout_fetched_at=row[4],
-        cycles_synced_at=row[5],
-    )
+    return read_event_cache(tuple(row))

@@ -1,5 +1,6 @@
-"""The webhook event's job: claim (one statement, committed), fetch (no transaction open), one
-write (the records, their changes, the sync log and the event's fate, committed together).
+"""The webhook event's job: claim (one statement, committed, that on PostgreSQL also reads the
+cache), fetch (no transaction open), one write (the records, their changes, the sync log and the
+event's fate, committed together).
 
 An event's job holds the event's lease while it runs. A job that may succeed later raises
 `arq.Retry(defer=…)`, keeping the lease through the wait; when no WHOOP budget is left (ours or
@@ -23,6 +24,7 @@ from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.repositories.base import Rider
+from common.db.repositories.event_cache import EventCache
 from common.db.resilient import is_outage
 from common.locks import LockTimeout
 from common.metrics import JOBS as JOB_METRIC
@@ -226,12 +228,19 @@ class _Fate:
 
 
 @asynccontextmanager
-async def _one_at_a_time(sync: SyncContext, claimed: ClaimedEvent) -> AsyncIterator[None]:
+async def _one_at_a_time(
+    sync: SyncContext, claimed: ClaimedEvent
+) -> AsyncIterator[EventCache | None]:
     """One user's events are handled one at a time across processes (SPEC 4: close events share
     their fetches; an update and a delete of one record never overlap). A holder that takes
-    long is waited for EVENT_LOCK_WAIT, then gone ahead of (at worst fetching twice)."""
+    long is waited for EVENT_LOCK_WAIT, then gone ahead of (at worst fetching twice).
+
+    The block is given the cache as the claim read it while that view still serves: not when
+    another holder had the lock (what it wrote is newer), nor when it was gone ahead of; the
+    job then looks at the cache again. A holder that came and went in the moment between the
+    claim and the lock can make the job fetch what that holder just fetched, never miss it."""
     if claimed.connection is None:
-        yield
+        yield claimed.cache
         return
     acquired = False
     try:
@@ -240,14 +249,14 @@ async def _one_at_a_time(sync: SyncContext, claimed: ClaimedEvent) -> AsyncItera
             timeout=EVENT_LOCK_LEASE,
             blocking_timeout=EVENT_LOCK_WAIT,
             keep_alive=True,
-        ):
+        ) as waited:
             acquired = True
-            yield
+            yield None if waited else claimed.cache
     except LockTimeout:
         if acquired:
             raise
         log.info("event.lock_busy", user_id=str(claimed.connection.user_id))
-        yield
+        yield None
 
 
 async def process_webhook_event(ctx: dict[str, Any], event_id: int, ticket: str = "") -> str:
@@ -285,7 +294,7 @@ async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int
     try:
         async with (
             _leases(sync).keep(event_id, holder),
-            _one_at_a_time(sync, claimed),
+            _one_at_a_time(sync, claimed) as cache,
             sync.session_factory() as session,
         ):
             outcome = await sync.service(session).handle_event(
@@ -294,6 +303,7 @@ async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int
                 claimed.record_id,
                 received_at=claimed.received_at,
                 connection=claimed.connection,
+                cache=cache,
                 settle=fate.settle,
             )
             await session.commit()
