@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common.db.repositories import WebhookEventRepository
 from common.db.repositories.base import Rider
+from common.db.repositories.event_claim import ClaimedRow
 from common.db.repositories.inbox_writer import InboxWriter
-from common.db.repositories.webhook_events import ClaimedRow, finishing
+from common.db.repositories.webhook_events import finishing
 from common.db.resilient import run_once_more
 from common.db.types import utcnow
 from common.queue import Queue, QueueUnavailable

@@ -31,7 +31,7 @@ from common.db.repositories import (
     record_key,
 )
 from common.db.repositories.event_cache import EventCache, EventConnection, event_cache
-from common.db.repositories.records import parse_time
+from common.db.repositories.record_kinds import parse_time
 from common.db.types import utcnow
 from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority

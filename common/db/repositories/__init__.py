@@ -2,7 +2,9 @@
 
 from common.db.repositories.channel import ChannelRepository
 from common.db.repositories.connections import ConnectionRepository, OAuthStateRepository
-from common.db.repositories.records import KINDS, RecordRepository, UpsertSummary, record_key
+from common.db.repositories.guarded_upsert import UpsertSummary
+from common.db.repositories.record_kinds import KINDS, record_key
+from common.db.repositories.records import RecordRepository
 from common.db.repositories.sync_log import Attempt, SyncLogRepository
 from common.db.repositories.webhook_events import WebhookEventRepository
 

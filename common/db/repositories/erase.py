@@ -27,7 +27,7 @@ from common.db.models import (
     WebhookEvent,
     WhoopConnection,
 )
-from common.db.repositories.records import KINDS
+from common.db.repositories.record_kinds import KINDS
 from common.types import DataType
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db.repositories.records import KINDS
+from common.db.repositories.record_kinds import KINDS
 from common.types import DataType
 
 __all__ = ["ExportRepository", "Position"]

@@ -28,7 +28,7 @@ from common.db.repositories.channel import (
     OpenEvent,
     user_held_back,
 )
-from common.db.repositories.records import KINDS
+from common.db.repositories.record_kinds import KINDS
 from common.db.resilient import driver_call
 from common.types import ConnectionStatus, DataType, SyncStatus
 

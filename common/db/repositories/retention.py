@@ -25,7 +25,7 @@ from common.db.models import (
     WhoopCallHour,
 )
 from common.db.repositories.changes import ChangeRepository
-from common.db.repositories.records import KINDS
+from common.db.repositories.record_kinds import KINDS
 from common.types import EventStatus
 
 __all__ = ["CHANGES", "RULES", "RetentionRule", "delete_batch"]

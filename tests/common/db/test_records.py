@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from common.db.repositories import RecordRepository
-from common.db.repositories.records import BATCH
+from common.db.repositories.guarded_upsert import BATCH
 from common.types import DataType, UpsertResult
 from tests.common.db import samples
 

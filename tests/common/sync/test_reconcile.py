@@ -20,7 +20,7 @@ from common.db.repositories import (
     RecordRepository,
     SyncLogRepository,
 )
-from common.db.repositories.records import KINDS
+from common.db.repositories.record_kinds import KINDS
 from common.db.types import utcnow
 from common.ratelimit import Priority
 from common.sync.jobs import refetch_pending_scores

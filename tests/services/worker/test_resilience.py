@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.db.repositories import RecordRepository
-from common.db.repositories.records import parse_time
+from common.db.repositories.record_kinds import parse_time
 from common.queue import ArqQueue
 from common.sync.inbox import record_event
 from common.sync.jobs import UNSENT_GRACE, sweep_inbox
