@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import Change
-from common.db.repositories.changes import ChangeRecorder
+from common.db.repositories.outbox import ChangeRecorder
 
 CONNECTION_CREATED = "connection.created"
 REAUTHORIZATION_REQUIRED = "connection.reauthorization_required"

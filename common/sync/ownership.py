@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common import tracing
 from common.db.repositories import ConnectionRepository, RecordRepository, UpsertSummary
 from common.db.repositories.base import Rider
-from common.db.repositories.changes import ChangeRecorder
 from common.db.repositories.connections import Holder
+from common.db.repositories.outbox import ChangeRecorder
 from common.sync.results import ALL_TYPES, Writes
 from common.types import DataType
 

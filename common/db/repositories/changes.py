@@ -11,7 +11,6 @@ appear afterwards, whatever order the writers committed in.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,103 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import AppDelivery, AppDeliveryAttempt, Change, ChangeHorizon, ChangeOutbox
+from common.db.repositories.outbox import OUTBOX_COLUMNS
 from common.db.types import utcnow
-from common.types import DataType
 
 # An advisory lock key of the drainer (any constant; "whoopsync" in ASCII, folded into 63 bits).
 DRAIN_LOCK_KEY = 0x77686F6F7073796E
-UPSERTED, DELETED = "upserted", "deleted"
-
-
-def upserted_changes(
-    data_type: DataType, user_id: uuid.UUID, key: str, rows: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """The outbox rows of records just inserted or updated (the rows the guarded upsert wrote)."""
-    now = utcnow()
-    return [
-        {
-            "user_id": user_id,
-            "whoop_user_id": row["whoop_user_id"],
-            "data_type": data_type.value,
-            "action": UPSERTED,
-            "record_id": str(row[key]),
-            "updated_at": row["updated_at"],
-            "data": row["data"],
-            "changed_at": now,
-        }
-        for row in rows
-    ]
-
-
-class ChangeRecorder:
-    """Adds changes to the outbox inside the writer's own transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def upserted(
-        self, data_type: DataType, user_id: uuid.UUID, key: str, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Record records just inserted or updated (the rows the guarded upsert wrote)."""
-        await self.add(upserted_changes(data_type, user_id, key, rows))
-
-    async def deleted(
-        self,
-        data_type: DataType,
-        user_id: uuid.UUID,
-        rows: Iterable[tuple[Any, int]],
-        at: datetime | None = None,
-    ) -> None:
-        """Record records just deleted, as (key, whoop_user_id) pairs; `at` is the deletion's
-        version time (its tombstone's), which the change carries as `updated_at` (default: now)."""
-        now = utcnow()
-        await self.add(
-            [
-                {
-                    "user_id": user_id,
-                    "whoop_user_id": whoop_user_id,
-                    "data_type": data_type.value,
-                    "action": DELETED,
-                    "record_id": str(key),
-                    "updated_at": at or now,
-                    "data": None,
-                    "changed_at": now,
-                }
-                for key, whoop_user_id in rows
-            ]
-        )
-
-    async def lifecycle(
-        self,
-        user_id: uuid.UUID,
-        whoop_user_id: int,
-        action: str,
-        at: datetime,
-        data: str | None,
-    ) -> None:
-        """Record a lifecycle change (`connection.created` …): no data type, no record id."""
-        await self.add(
-            [
-                {
-                    "user_id": user_id,
-                    "whoop_user_id": whoop_user_id,
-                    "data_type": None,
-                    "action": action,
-                    "record_id": None,
-                    "updated_at": at,
-                    "data": data,
-                    "changed_at": utcnow(),
-                }
-            ]
-        )
-
-    async def add(self, values: list[dict[str, Any]]) -> None:
-        """Record outbox rows made beforehand (`upserted_changes`), in one statement (the change
-        feed sees it and drains after the commit, `common.feed.feed.ChangeFeed`)."""
-        if values:
-            # Through the session (its feed watches the session's outbox inserts), as a Core
-            # insert of the table: no ORM bulk-insert bookkeeping for rows it never loads.
-            await self.session.execute(_OUTBOX_INSERT, values)
 
 
 @dataclass(frozen=True)
@@ -153,20 +60,7 @@ class Numbered:
     changed_at: datetime
 
 
-OUTBOX_COLUMNS = (
-    "user_id",
-    "whoop_user_id",
-    "data_type",
-    "action",
-    "record_id",
-    "updated_at",
-    "data",
-    "changed_at",
-)
-
-
 _OUTBOX: Any = ChangeOutbox.__table__
-_OUTBOX_INSERT = insert(_OUTBOX)
 
 
 def _take_statement() -> Any:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import ChangeOutbox
 from common.db.repositories.base import Rider
-from common.db.repositories.changes import (
+from common.db.repositories.outbox import (
     OUTBOX_COLUMNS,
     UPSERTED,
     ChangeRecorder,

@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.repositories.base import Rider, dialect_insert
-from common.db.repositories.changes import ChangeRecorder
 from common.db.repositories.guarded_upsert import GuardedUpsert, UpsertSummary
+from common.db.repositories.outbox import ChangeRecorder
 from common.db.repositories.record_kinds import KINDS, WhoopObject
 from common.db.types import utcnow
 from common.types import DataType
