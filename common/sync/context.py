@@ -21,6 +21,7 @@ from common.feed.feed import ChangeFeed
 from common.locks import Locks, create_locks
 from common.queue import arq_redis
 from common.ratelimit import RateLimiter, create_rate_limiter
+from common.sync.leases import LeaseKeeper
 from common.sync.oplog import CallLog
 from common.sync.service import SyncService
 from common.sync.tokens import ConnectionTokens
@@ -61,11 +62,11 @@ class SyncContext:
     oauth: OAuthClient
     whoop: WhoopClient
     feed: ChangeFeed
+    # The leases of the events this process works on, renewed together.
+    leases: LeaseKeeper
     # WHOOP calls per hour by trigger, written in batches (closed with the context).
     calls: CallLog | None = None
     _owned: list[Any] = field(default_factory=list, repr=False)
-    # The event leases this process keeps renewed (common.sync.jobs.events.LeaseKeeper), made on first use.
-    leases: Any = field(default=None, repr=False)
 
     def tokens(self, user_id: uuid.UUID) -> TokenSource:
         """The token source of one user's connection."""
@@ -73,9 +74,7 @@ class SyncContext:
 
     def service(self, session: AsyncSession) -> SyncService:
         """A sync service over one session (one unit of work)."""
-        return SyncService(
-            session, self.whoop, self.tokens, self.settings, self.locks, lookups=self.lookups
-        )
+        return SyncService(session, self.whoop, self.tokens, self.settings, lookups=self.lookups)
 
     async def close(self) -> None:
         """Close what `build_context` created (not what it was handed)."""
@@ -142,6 +141,7 @@ async def build_context(
         oauth=OAuthClient.from_settings(http, settings),
         whoop=whoop,
         feed=feed,
+        leases=LeaseKeeper(session_factory, settings.inbox_lease_seconds),
         calls=calls,
         _owned=owned,
     )

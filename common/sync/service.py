@@ -4,8 +4,8 @@ One service for the worker and the read API alike, over one session (the unit of
 methods write and the caller commits (a backfill, `common.sync.backfill`, yields where its job
 commits, page by page, for its progress). No
 method holds a transaction across a WHOOP call of its own making: fetches come first, writes after,
-so that a slow WHOOP never keeps a row (or SQLite's single write lock) held. `handle_event` and
-`refetch_pending` read before they fetch and end that read first: give them a session without
+so that a slow WHOOP never keeps a row (or SQLite's single write lock) held. `handle_event` reads
+before it fetches and end that read first: give them a session without
 pending work.
 """
 
@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -35,9 +35,9 @@ from common.db.repositories.record_kinds import parse_time
 from common.db.types import utcnow
 from common.metrics import FRESHNESS_LAG
 from common.ratelimit import Priority
-from common.sync.events import EventOutcome, event_key, fetch_by_key, fetch_event
+from common.sync.events import EventOutcome, event_key, fetch_event
 from common.sync.ownership import Written, holds, upsert_owned, write_owned
-from common.sync.results import ALL_TYPES, SyncResult, Writes, status_of
+from common.sync.results import SyncResult, Writes, status_of
 from common.sync.tokens import ConnectionTokens
 from common.types import ConnectionStatus, DataType, EventStatus, SyncStatus, Trigger, UpsertResult
 from common.whoop.errors import WhoopError, WhoopShareSpent
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from common.db.repositories.base import Rider
-    from common.locks import Locks
     from common.whoop.client import Charge, TokenSource, UserClient, WhoopClient
 
     # What becomes of the event, written with its records (`handle_event`'s `settle`): a write
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
     Settle = Callable[[AsyncSession, EventOutcome], Awaitable[Rider | None]]
 
 log = structlog.get_logger(__name__)
-
-PENDING_SCORE = "PENDING_SCORE"
 
 
 class SyncService:
@@ -67,7 +64,6 @@ class SyncService:
         whoop: WhoopClient,
         tokens: Callable[[uuid.UUID], TokenSource],
         settings: Settings,
-        locks: Locks | None = None,
         lookups: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.session = session
@@ -76,8 +72,6 @@ class SyncService:
         self.whoop = whoop
         self.tokens = tokens
         self.settings = settings
-        # Serialises one user's events across processes, so that close events share fetches.
-        self.locks = locks
 
     def client(
         self,
@@ -303,49 +297,3 @@ class SyncService:
         cache = await event_cache(self.session, user_id, key)
         await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
         return cache
-
-    async def refetch_pending(self, user_id: uuid.UUID, per_type: int = 25) -> int:
-        """Fetch again the records still PENDING_SCORE; how many came back scored or changed.
-
-        Only records not written for longer than their type's threshold: WHOOP sends a webhook
-        when it scores a record, so a pending record fetched recently needs nothing more.
-        """
-        now = utcnow()
-        keys = {
-            data_type: await RecordRepository(self.session, data_type).keys_in_state(
-                user_id,
-                PENDING_SCORE,
-                limit=per_type,
-                synced_before=now - timedelta(seconds=self.settings.threshold_seconds(data_type)),
-            )
-            for data_type in ALL_TYPES
-        }
-        await self.session.rollback()  # a read only: nothing stays open across WHOOP's calls
-        started, clock = utcnow(), time.monotonic()
-        client = self.client(user_id, Priority.BACKGROUND)
-        writes, error = Writes(), None
-        try:
-            for data_type, type_keys in keys.items():
-                for key in type_keys:
-                    await fetch_by_key(client, data_type, key, writes)
-        except WhoopError as exc:
-            error = exc
-        written = (await self.apply(user_id, writes)).counts
-        if error is None:  # every one was asked again: each waits another threshold
-            for data_type, type_keys in keys.items():
-                repo = RecordRepository(self.session, data_type)
-                await repo.mark_checked(user_id, type_keys, now)
-        for data_type, count in written.items():
-            await self.record(  # by id: confirms nothing (SPEC 4.1)
-                user_id,
-                data_type,
-                Trigger.RECONCILE,
-                SyncStatus.SUCCESS,
-                count,
-                started,
-                clock,
-                confirms=False,
-            )
-        if error is not None:
-            log.warning("sync.pending_refetch_failed", error=error.reason)
-        return sum(written.values())

@@ -79,49 +79,6 @@ async def _claim(sync: SyncContext, event_id: int, holder: str) -> ClaimedEvent 
     return claimed
 
 
-class LeaseKeeper:
-    """Renews the leases of every event this process works on, in one statement per period:
-    a connection per running job for its renewals would drain the pool under load."""
-
-    def __init__(self, sync: SyncContext) -> None:
-        self.sync = sync
-        self.held: dict[int, str] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    @asynccontextmanager
-    async def keep(self, event_id: int, holder: str) -> AsyncIterator[None]:
-        """Keep the event's lease while the block runs."""
-        self.held[event_id] = holder
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._renew())
-        try:
-            yield
-        finally:
-            self.held.pop(event_id, None)
-
-    async def _renew(self) -> None:
-        lease = self.sync.settings.inbox_lease_seconds
-        while self.held:
-            await asyncio.sleep(lease / 3)
-            held = dict(self.held)
-            if not held:
-                continue
-            try:
-                async with self.sync.session_factory() as session:
-                    await Inbox(session).extend_all(held, lease)
-                    await session.commit()
-            except Exception as exc:  # the database is away: the jobs' own writes will say so
-                log.warning("event.leases_not_renewed", count=len(held), error=type(exc).__name__)
-
-
-def _leases(sync: SyncContext) -> LeaseKeeper:
-    keeper: LeaseKeeper | None = getattr(sync, "leases", None)
-    if keeper is None:
-        keeper = LeaseKeeper(sync)
-        sync.leases = keeper
-    return keeper
-
-
 async def _hold(
     sync: SyncContext, event_id: int, holder: str, delay: float, error: str, *, attempt: bool
 ) -> None:
@@ -293,7 +250,7 @@ async def _process(ctx: dict[str, Any], event_id: int, ticket: str, job_try: int
     log_ = log.bind(event_id=event_id, trace_id=claimed.trace_id, event_type=claimed.event_type)
     try:
         async with (
-            _leases(sync).keep(event_id, holder),
+            sync.leases.keep(event_id, holder),
             _one_at_a_time(sync, claimed) as cache,
             sync.session_factory() as session,
         ):

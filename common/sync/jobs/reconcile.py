@@ -21,6 +21,7 @@ from common.sync.freshness import WEBHOOK_TYPES
 from common.sync.inbox import retry_parked_events
 from common.sync.jobs.backfill import run_backfill
 from common.sync.oplog import note_incident
+from common.sync.pending import PENDING_SCORE, refetch_pending
 from common.sync.reconcile import (
     BACKFILL_GRACE,
     BACKFILLS_PER_PASS,
@@ -31,7 +32,6 @@ from common.sync.reconcile import (
     plan_audit,
 )
 from common.sync.results import ALL_TYPES
-from common.sync.service import PENDING_SCORE
 from common.types import EventStatus, Trigger
 
 __all__ = ["audit_user", "reconcile", "refetch_all_pending"]
@@ -94,7 +94,7 @@ async def refetch_all_pending(sync: SyncContext, report: PassReport | None = Non
 
         async def work(user_id: uuid.UUID = user_id) -> int:
             async with sync.session_factory() as session:
-                count = await sync.service(session).refetch_pending(user_id)
+                count = await refetch_pending(sync.service(session), user_id)
                 await session.commit()
             return count
 
