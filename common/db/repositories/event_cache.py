@@ -32,14 +32,17 @@ class EventConnection:
     expires_at: datetime | None
 
 
+# The connection's columns an event reads, in `EventConnection`'s order.
+CONNECTION_COLUMNS = ("user_id", "status", "token_version", "access_token_enc", "expires_at")
+
+
 def event_connection_columns(whoop_user_id: Any) -> list[Any]:
     """The `EventConnection` of the account `whoop_user_id` (a value or a column of another
     table) as scalar subqueries, for a statement that reads it along with something else."""
     table: Any = WhoopConnection.__table__
-    names = ("user_id", "status", "token_version", "access_token_enc", "expires_at")
     return [
         select(table.c[name]).where(table.c.whoop_user_id == whoop_user_id).scalar_subquery()
-        for name in names
+        for name in CONNECTION_COLUMNS
     ]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.models import WebhookEvent
 from common.db.repositories.event_cache import (
+    CONNECTION_COLUMNS,
     EventCache,
     EventConnection,
     event_cache_columns,
@@ -95,7 +96,6 @@ def _claim_statement(*, with_cache: bool) -> Any:
     )
 
 
-_CONNECTION_COLUMNS = len(event_connection_columns(0))
 _CLAIM = _claim_statement(with_cache=False)
 _CLAIM_LOOKING = _claim_statement(with_cache=True)
 
@@ -121,7 +121,7 @@ async def claim_event(
     fields = dict(zip(_CLAIMED, claimed, strict=True))
     cache = None
     if looking and re.fullmatch(_UUID, str(fields["record_id"]), flags=re.IGNORECASE):
-        cache = read_event_cache(rest[_CONNECTION_COLUMNS:])
+        cache = read_event_cache(rest[len(CONNECTION_COLUMNS) :])
     return ClaimedRow(
-        **fields, connection=event_connection(rest[:_CONNECTION_COLUMNS]), cache=cache
+        **fields, connection=event_connection(rest[: len(CONNECTION_COLUMNS)]), cache=cache
     )
